@@ -1,0 +1,119 @@
+"""De-Diffusion: image -> encoder -> Gumbel text head -> frozen text-to-image decoder.
+
+``loss, logs = model(images, tau, t, noise)`` is the whole training objective
+(paper, Sec. 3): the frozen decoder's own denoising loss on the input image,
+conditioned on the encoder's (relaxed) text. ``model.texts(images)`` is the
+inference path: argmax tokens, decoded to plain words.
+"""
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
+from .config import from_dict, to_dict
+from .decoders import freeze, load_decoder
+from .encoder import EncoderConfig, ImageEncoder
+from .text_head import TextHead, TextHeadConfig
+from .tokenizer import allowed_ids, decode_ids
+
+
+@dataclass(frozen=True)
+class DeDiffusionConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: TextHeadConfig = field(default_factory=TextHeadConfig)
+    allow_words: tuple[str, ...] = ()  # for head.vocab == "allow_list"
+    decoder_path: str = ""  # where the decoder was loaded from at training time
+    decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
+
+
+def weights_sha256(folder) -> str:
+    h = hashlib.sha256()
+    with open(safe_child(folder, "decoder.safetensors"), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DeDiffusion(nn.Module):
+    def __init__(self, cfg: DeDiffusionConfig, decoder):
+        super().__init__()
+        self.cfg = cfg
+        self.decoder = decoder
+        freeze(decoder)
+        vocab = allowed_ids(decoder.tokenizer, cfg.head.vocab, list(cfg.allow_words))
+        self.encoder = ImageEncoder(cfg.encoder, resolution=getattr(decoder, "resolution", 16))
+        self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.decoder.eval()  # frozen: dropout etc. stay off
+        return self
+
+    # --- named stages --------------------------------------------------------------
+    def forward_encoder(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B,3,H,W) in [0,1] -> logits (B, N, A) over the allowed vocabulary."""
+        return self.head(self.encoder(images))
+
+    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None) -> torch.Tensor:
+        """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
+        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator)
+        return self.head.embed(weights, self.decoder.token_embedding)
+
+    def forward_loss(self, images, token_vectors, t, noise) -> torch.Tensor:
+        cond = self.decoder.text_states_from_embeds(token_vectors)  # (B,L,D)
+        return self.decoder.loss(images, cond, t, noise).mean()
+
+    def forward(self, images, tau: float, t, noise, generator=None):
+        logits = self.forward_encoder(images)
+        loss = self.forward_loss(images, self.forward_tokens(logits, tau, generator), t, noise)
+        with torch.no_grad():
+            ids = logits.argmax(-1)  # (B,N)
+            distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
+            probs = logits.float().softmax(-1)
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        return loss, {"loss": loss.item(), "distinct": distinct, "entropy": entropy.item(), "tau": tau}
+
+    # --- inference -------------------------------------------------------------------
+    @torch.no_grad()
+    def token_ids(self, images: torch.Tensor) -> torch.Tensor:
+        """Hard vocabulary ids (B, N): the argmax token at every position."""
+        return self.head.hard_ids(self.forward_encoder(images))
+
+    @torch.no_grad()
+    def texts(self, images: torch.Tensor) -> list[str]:
+        return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images)]
+
+    # --- checkpoints -----------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.")}
+
+    def save(self, folder, dtype: torch.dtype = torch.float16, weights: dict | None = None) -> None:
+        """``encoder.safetensors`` (encoder + head, decoder excluded) + ``encoder.json``."""
+        save_tensors(safe_child(folder, "encoder.safetensors"), weights or self.trainable_state(), dtype=dtype)
+        write_json(safe_child(folder, "encoder.json"), {"kind": "dediffusion", "config": to_dict(self.cfg)})
+
+
+def load_config(folder) -> DeDiffusionConfig:
+    meta = read_json(safe_child(folder, "encoder.json"))
+    return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
+
+
+def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
+    """Rebuild a trained De-Diffusion model from its folder; the decoder is the one it was trained
+    against (``decoder_path`` in its config) unless ``decoder_folder`` is given."""
+    folder = pathlib.Path(folder)
+    cfg = load_config(folder)
+    decoder_folder = pathlib.Path(decoder_folder or cfg.decoder_path)
+    decoder = load_decoder(decoder_folder)
+    model = DeDiffusion(cfg, decoder)
+    state = load_tensors(safe_child(folder, "encoder.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith("decoder.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"{folder}/encoder.safetensors does not match its config: {bad[:3]}")
+    return model.eval()

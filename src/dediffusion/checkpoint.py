@@ -1,0 +1,81 @@
+"""Checkpoints: a folder of safetensors weights plus the resolved config as JSON.
+
+Everything is written to a temporary name and renamed, so a killed process
+never leaves a half-written file. Nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _atomic(path, write) -> None:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _atomic(path, write)
+
+
+def save_tensors(path, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None, metadata=None) -> None:
+    """Write tensors to safetensors atomically; floating tensors cast to ``dtype`` if given."""
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        out[k] = v.contiguous()
+    _atomic(path, lambda tmp: save_file(out, tmp, metadata=metadata))
+
+
+def load_tensors(path, dtype: torch.dtype | None = torch.float32) -> dict[str, torch.Tensor]:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    tensors = load_file(str(path))
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    return tensors
+
+
+def write_json(path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path) -> dict:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def safe_child(folder, name: str) -> pathlib.Path:
+    """``folder/name``, refusing names that escape ``folder`` (absolute, '..', links out)."""
+    folder = pathlib.Path(folder).resolve()
+    target = (folder / name).resolve()
+    if target != folder and folder not in target.parents:
+        raise ValueError(f"path {name!r} escapes its folder {folder}")
+    return target

@@ -1,0 +1,34 @@
+"""Decoder adapters: frozen text-to-image diffusion models behind one interface.
+
+An adapter exposes ``tokenizer``, ``token_embedding`` (V, D), ``text_states``,
+``text_states_from_embeds``, ``loss`` (per-sample denoising loss of images in
+[0, 1]), ``model_fn``/``scheduler`` for sampling, and ``save``/``load``.
+"""
+from __future__ import annotations
+
+import pathlib
+
+from ..checkpoint import read_json, safe_child
+from .builtin import BuiltinDecoder, BuiltinDecoderConfig
+
+DECODER_KINDS = {"builtin": BuiltinDecoder}
+
+
+def load_decoder(folder):
+    """Load a decoder checkpoint folder written by ``save`` (reads its ``decoder.json``)."""
+    folder = pathlib.Path(folder)
+    meta = read_json(safe_child(folder, "decoder.json"))
+    kind = meta.get("kind")
+    if kind not in DECODER_KINDS:
+        raise ValueError(f"{folder}/decoder.json: unknown decoder kind {kind!r} (known: {', '.join(DECODER_KINDS)})")
+    return DECODER_KINDS[kind].load(folder, meta.get("config", {}))
+
+
+def freeze(decoder) -> None:
+    """Frozen decoder (paper, Sec. 3): no gradients, eval mode."""
+    decoder.eval()
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+
+
+__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "freeze", "load_decoder"]

@@ -1,0 +1,73 @@
+"""Conditioning a frozen CLIP text encoder on token ids *or* on (soft) token vectors.
+
+De-Diffusion's text head emits distributions over the vocabulary; they
+multiply the decoder's token-embedding table and enter the text encoder at the
+token positions, with SOS/EOS, padding and position embeddings exactly as for
+ordinary text. Real prompts go through the very same function, so a prompt
+and the hard ids it tokenizes to give identical states.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+
+class TextConditioner:
+    """Mixin for decoder adapters holding ``self.tokenizer`` and ``self.text_encoder`` (a CLIPTextModel)."""
+
+    @property
+    def context_length(self) -> int:
+        return int(self.tokenizer.model_max_length)
+
+    @property
+    def token_embedding(self) -> torch.Tensor:
+        """The (V, D) token-embedding table the soft tokens multiply."""
+        return self.text_encoder.get_input_embeddings().weight
+
+    def text_states_from_embeds(self, tok_embeds: torch.Tensor) -> torch.Tensor:
+        """Text-encoder states (B, L, D) for N token vectors (B, N, D), N <= L - 2."""
+        b, n, _ = tok_embeds.shape
+        length = self.context_length
+        if n > length - 2:
+            raise ValueError(f"{n} tokens do not fit the decoder's context of {length} (SOS and EOS included)")
+        ids = torch.tensor([self.tokenizer.bos_token_id, self.tokenizer.pad_token_id], device=tok_embeds.device)
+        sos, pad = F.embedding(ids, self.token_embedding).to(tok_embeds.dtype)  # (D,), (D,); EOS == pad
+        seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, pad.expand(b, length - n - 1, -1)], dim=1)  # (B,L,D)
+        return self._encode_embeds(seq)
+
+    def _encode_embeds(self, seq: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask
+
+        tm = getattr(self.text_encoder, "text_model", self.text_encoder)  # transformers <5 nests it
+        h = tm.embeddings(inputs_embeds=seq)  # adds position embeddings
+        mask = create_causal_mask(config=tm.config, inputs_embeds=h, attention_mask=None, cache=None)
+        h = tm.encoder(inputs_embeds=h, attention_mask=mask, is_causal=True).last_hidden_state
+        return tm.final_layer_norm(h)  # (B,L,D)
+
+    def tokenize(self, prompts: list[str]) -> list[list[int]]:
+        """Prompt -> content token ids (no SOS/EOS), truncated to the context with a warning."""
+        out = []
+        limit = self.context_length - 2
+        for p in prompts:
+            ids = self.tokenizer(p, add_special_tokens=False).input_ids
+            if len(ids) > limit:
+                warnings.warn(f"prompt truncated: {len(ids) - limit} of {len(ids)} tokens dropped ({p[:40]!r}...)")
+                ids = ids[:limit]
+            out.append(ids)
+        return out
+
+    def text_states_from_ids(self, ids: list[list[int]]) -> torch.Tensor:
+        """States (B, L, D) for lists of content ids of any lengths (padded with EOS, like the tokenizer)."""
+        length, table = self.context_length, self.token_embedding
+        full = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long, device=table.device)
+        full[:, 0] = self.tokenizer.bos_token_id
+        for i, row in enumerate(ids):
+            if len(row) > length - 2:
+                raise ValueError(f"{len(row)} tokens do not fit the decoder's context of {length}")
+            full[i, 1 : 1 + len(row)] = torch.tensor(row, dtype=torch.long)
+        return self._encode_embeds(F.embedding(full, table))  # one lookup: one (sparse-row) gradient
+
+    def text_states(self, prompts: list[str]) -> torch.Tensor:
+        return self.text_states_from_ids(self.tokenize(prompts))

@@ -1,0 +1,76 @@
+"""The Gumbel text head: pooled queries -> vocabulary logits -> (soft) tokens.
+
+Paper, Sec. 3: a linear layer projects each query to the vocabulary of the
+decoder's text encoder (punctuation and special tokens excluded); Gumbel-softmax
+relaxes the choice so that gradients reach the encoder; the temperature is
+annealed exponentially from 2.0 to 0.3 over training. At inference the text is
+the argmax token at every position.
+
+Masking is done by construction: the head's output columns are the allowed
+token ids only, which is exactly a softmax over the full vocabulary with the
+excluded logits at -inf, at a fraction of the cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TextHeadConfig:
+    vocab: str = "allow_list"  # "words" (paper), "all" (punctuation kept) or "allow_list"
+    tau_start: float = 2.0  # paper, Sec. 3
+    tau_end: float = 0.3
+    anneal: bool = True  # False: fixed tau_start (ablation)
+    estimator: str = "soft"  # "soft" Gumbel-softmax samples or "straight_through" (hard forward)
+
+
+def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
+    """Exponential annealing tau_start -> tau_end over ``total`` steps."""
+    if not cfg.anneal or total <= 1:
+        return cfg.tau_start
+    frac = min(1.0, step / (total - 1))
+    return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gumbel-softmax samples over the last dim, with an explicit generator (reproducible)."""
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float32).to(logits.device)
+    g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))  # Gumbel(0, 1)
+    y = F.softmax((logits.float() + g) / tau, dim=-1)
+    if hard:
+        index = y.argmax(-1, keepdim=True)
+        y_hard = torch.zeros_like(y).scatter_(-1, index, 1.0)
+        y = y_hard - y.detach() + y  # straight-through
+    return y.to(logits.dtype)
+
+
+class TextHead(nn.Module):
+    """(B, N, width) -> logits (B, N, A) over the A allowed token ids."""
+
+    def __init__(self, width: int, allowed_ids: torch.Tensor, cfg: TextHeadConfig = TextHeadConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("allowed_ids", allowed_ids.long().clone())  # (A,)
+        self.proj = nn.Linear(width, len(allowed_ids))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(h)
+
+    def hard_ids(self, logits: torch.Tensor) -> torch.Tensor:
+        """Vocabulary ids of the argmax tokens (B, N)."""
+        return self.allowed_ids[logits.argmax(-1)]
+
+    def one_hot(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Relaxed one-hot samples (B, N, A) for training."""
+        return gumbel_softmax(logits, tau, hard=self.cfg.estimator == "straight_through", generator=generator)
+
+    def embed(self, weights: torch.Tensor, token_embedding: torch.Tensor) -> torch.Tensor:
+        """(Soft) one-hot (B,N,A) x the decoder's embedding rows (A,D) -> token vectors (B,N,D)."""
+        return weights @ token_embedding[self.allowed_ids].to(weights.dtype)

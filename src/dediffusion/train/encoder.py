@@ -1,0 +1,89 @@
+"""Training the De-Diffusion encoder against a frozen decoder, on images only.
+
+Reproduce the shipped encoder (wall time on 2 CPU cores in the README):
+
+    dediffusion train --out runs/encoder
+
+Paper, Sec. 3: decoder frozen, one random noise level per sample, Gumbel
+temperature annealed 2.0 -> 0.3, lr warm-up then cosine decay.
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import diffusion
+from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
+from ..checkpoint import write_json
+from ..config import to_dict
+from ..decoders import load_decoder
+from ..text_head import temperature
+from ..world.data import images_tensor, scenes
+from .loop import has_train_state, load_train_state, lr_at, save_train_state, step_generator
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    model: DeDiffusionConfig = field(default_factory=DeDiffusionConfig)
+    decoder: str = ""  # decoder folder; empty: the shipped built-in decoder
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01  # paper: decoupled weight decay 0.01
+    t_min: int = 200  # low noise levels carry no text information
+    t_max: int = 999
+    data_seed: int = 0
+    seed: int = 0
+    checkpoint_every: int = 250
+
+
+def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int):
+    batch = scenes(cfg.data_seed, step * cfg.batch_size, cfg.batch_size)
+    images = images_tensor(batch, model.decoder.resolution)
+    gen = step_generator(cfg.seed, step)
+    t = diffusion.sample_timesteps(len(batch), cfg.t_min, cfg.t_max, gen, images.device)
+    noise = torch.randn(images.shape, generator=gen)
+    tau = temperature(step, cfg.steps, cfg.model.head)
+    return model(images, tau, t, noise, generator=gen)
+
+
+def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
+    model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": str(decoder_folder),
+                                     "decoder_sha256": weights_sha256(decoder_folder)})
+    torch.manual_seed(cfg.seed)
+    return DeDiffusion(model_cfg, load_decoder(decoder_folder))
+
+
+def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True) -> DeDiffusion:
+    """Train and checkpoint to ``out``; the decoder is never updated."""
+    out = pathlib.Path(out)
+    model = build_model(cfg, decoder_folder).train()
+    params = {k: p for k, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
+    write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="encoder")
+    t0, hist = time.time(), []
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+        loss, logs = encoder_step(model, cfg, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        opt.step()
+        hist.append(logs)
+        recent = hist[-50:]
+        bar.set_postfix(loss=f"{np.mean([h['loss'] for h in recent]):.4f}", distinct=f"{recent[-1]['distinct']:.2f}",
+                        tau=f"{logs['tau']:.2f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_train_state(out, step + 1, params, None, opt, {"loss": float(np.mean([h["loss"] for h in recent])),
+                                                                "seconds": time.time() - t0})
+            model.save(out, dtype=torch.float32)
+    return model

@@ -1,0 +1,82 @@
+"""Pieces shared by the training runners: lr schedule, EMA, exact save/resume."""
+from __future__ import annotations
+
+import math
+import pathlib
+
+import torch
+
+from ..checkpoint import load_tensors, read_json, save_tensors, write_json
+
+
+def lr_at(step: int, base: float, warmup: int, total: int, final_fraction: float = 0.01) -> float:
+    """Linear warm-up then cosine decay to ``final_fraction * base`` (paper: 3e-4 -> 3e-6)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A generator that depends only on (seed, step): resumed runs draw the same noise."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+class EMA:
+    """Exponential moving average of parameters (kept in float32)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.Tensor]) -> None:
+        for k, v in params.items():
+            self.shadow[k].lerp_(v.detach().float(), 1 - self.decay)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Optimizer state as flat tensors (safetensors-friendly)."""
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            out[f"{idx}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def save_train_state(folder, step: int, params: dict, ema: EMA | None, opt, extra: dict | None = None) -> None:
+    """Write the resumable state (fp32) atomically; the step file is written last."""
+    folder = pathlib.Path(folder)
+    save_tensors(folder / "train_params.safetensors", params)
+    if ema is not None:
+        save_tensors(folder / "train_ema.safetensors", ema.shadow)
+    save_tensors(folder / "train_optimizer.safetensors", optimizer_tensors(opt))
+    write_json(folder / "train_state.json", {"step": step, **(extra or {})})
+
+
+def load_train_state(folder, params: dict, ema: EMA | None, opt) -> dict:
+    """Restore what ``save_train_state`` wrote; returns the JSON (with ``step``)."""
+    folder = pathlib.Path(folder)
+    meta = read_json(folder / "train_state.json")
+    saved = load_tensors(folder / "train_params.safetensors", dtype=None)
+    with torch.no_grad():
+        for k, p in params.items():
+            p.copy_(saved[k])
+    if ema is not None:
+        ema.shadow = load_tensors(folder / "train_ema.safetensors", dtype=None)
+    load_optimizer_tensors(opt, load_tensors(folder / "train_optimizer.safetensors", dtype=None))
+    return meta
+
+
+def has_train_state(folder) -> bool:
+    return (pathlib.Path(folder) / "train_state.json").is_file()

@@ -1,0 +1,126 @@
+"""The attribute probe: a small CNN that reads every attribute of a scene image.
+
+It is trained on real (rendered) scenes only and is the judge of every
+reconstruction: an image decoded from some text is scored by how many of the
+source scene's attributes the probe reads back from it.
+
+Attributes checked per scene ("all attributes"): the background colour; for
+each of the 4 grid cells, its content (empty or which shape - this also checks
+position and object count); and for each object, its colour and size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene
+
+CONTENTS = ("empty",) + SHAPES
+_HEADS = {"content": len(CONTENTS), "colour": len(COLOURS), "size": len(SIZES)}
+ATTRIBUTES = ("background", "content", "colour", "size")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    width: int = 64
+    resolution: int = 16
+
+
+class Probe(nn.Module):
+    """(B,3,H,W) images in [0,1] -> logits per attribute; ``features`` is the penultimate layer."""
+
+    def __init__(self, cfg: ProbeConfig = ProbeConfig()):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.GELU(),  # H/2
+            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
+        )
+        cells = len(CELLS)
+        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(w * (cfg.resolution // 2) ** 2, 256), nn.GELU())
+        self.background = nn.Linear(256, len(BACKGROUNDS))
+        self.cells = nn.ModuleDict({k: nn.Linear(256, cells * n) for k, n in _HEADS.items()})
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.body(images * 2 - 1))  # (B,256)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.features(images)
+        out = {"background": self.background(f)}  # (B,3)
+        for k, head in self.cells.items():
+            out[k] = head(f).view(len(f), len(CELLS), _HEADS[k])  # (B,4,n)
+        return out
+
+
+def targets(batch: list[Scene]) -> dict[str, torch.Tensor]:
+    """Ground-truth class indices; colour/size are -1 for empty cells (ignored)."""
+    bg = torch.tensor([list(BACKGROUNDS).index(s.background) for s in batch])
+    content = torch.zeros(len(batch), len(CELLS), dtype=torch.long)
+    colour = torch.full((len(batch), len(CELLS)), -1, dtype=torch.long)
+    size = torch.full((len(batch), len(CELLS)), -1, dtype=torch.long)
+    for i, s in enumerate(batch):
+        for o in s.objects:
+            content[i, o.cell] = CONTENTS.index(o.shape)
+            colour[i, o.cell] = list(COLOURS).index(o.colour)
+            size[i, o.cell] = SIZES.index(o.size)
+    return {"background": bg, "content": content, "colour": colour, "size": size}
+
+
+def probe_loss(logits: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> torch.Tensor:
+    ce = nn.functional.cross_entropy
+    loss = ce(logits["background"], tgt["background"])
+    for k in _HEADS:
+        loss = loss + ce(logits[k].flatten(0, 1), tgt[k].flatten(), ignore_index=-1)
+    return loss
+
+
+@torch.no_grad()
+def attribute_hits(probe: Probe, images: torch.Tensor, batch: list[Scene]) -> dict[str, torch.Tensor]:
+    """Per-scene correct/total counts per attribute, reading ``images`` against ``batch``'s truth.
+
+    Returns tensors (B,) ``{attr}_hits`` and ``{attr}_total`` for each attribute.
+    """
+    logits = probe(images)
+    tgt = targets(batch)
+    out = {}
+    hit_bg = (logits["background"].argmax(-1) == tgt["background"]).float()
+    out["background_hits"], out["background_total"] = hit_bg, torch.ones_like(hit_bg)
+    for k in _HEADS:
+        valid = tgt[k] >= 0  # (B,4)
+        hit = (logits[k].argmax(-1) == tgt[k]) & valid
+        out[f"{k}_hits"], out[f"{k}_total"] = hit.sum(1).float(), valid.sum(1).float()
+    return out
+
+
+def summarise(hits: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Accuracy per attribute and over all attributes (micro-average of every check)."""
+    acc = {a: float(hits[f"{a}_hits"].sum() / hits[f"{a}_total"].sum()) for a in ATTRIBUTES}
+    acc["all"] = float(sum(hits[f"{a}_hits"].sum() for a in ATTRIBUTES) / sum(hits[f"{a}_total"].sum() for a in ATTRIBUTES))
+    return acc
+
+
+def concat_hits(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def save_probe(probe: Probe, folder, dtype=torch.float16, extra: dict | None = None) -> None:
+    from ..checkpoint import safe_child, save_tensors, write_json
+    from ..config import to_dict
+
+    save_tensors(safe_child(folder, "probe.safetensors"), probe.state_dict(), dtype=dtype)
+    write_json(safe_child(folder, "probe.json"), {"config": to_dict(probe.cfg), **(extra or {})})
+
+
+def load_probe(folder) -> Probe:
+    from ..checkpoint import load_tensors, read_json, safe_child
+    from ..config import from_dict
+
+    meta = read_json(safe_child(folder, "probe.json"))
+    probe = Probe(from_dict(ProbeConfig, meta["config"], where=f"{folder}/probe.json:config"))
+    probe.load_state_dict(load_tensors(safe_child(folder, "probe.safetensors")))
+    return probe.eval()

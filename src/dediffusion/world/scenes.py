@@ -1,0 +1,150 @@
+"""The embedded world: procedurally generated, captioned scenes.
+
+No captioned image set exists offline, so dediffusion ships its own world in
+which the whole method runs for real. A scene is 1-3 flat shapes on a flat
+background, each object in its own cell of a 2x2 grid. Every scene keeps its
+ground-truth attributes so that an attribute probe can judge reconstructions.
+
+Scenes are a pure function of ``(seed, index)``: training uses one seed, the
+held-out evaluation another, so the two sets never overlap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 230), "yellow": (235, 205, 30)}
+BACKGROUNDS = {"black": (15, 15, 15), "white": (240, 240, 240), "gray": (128, 128, 128)}
+SIZES = ("small", "large")
+CELLS = ("top left", "top right", "bottom left", "bottom right")  # 2x2 grid, row-major
+RESOLUTION = 16  # pixels per side: what the built-in decoder affords on 2 CPU cores
+SIZE_FRACTION = {"small": 0.55, "large": 0.95}  # object extent as a fraction of its cell
+_SUPERSAMPLE = 4  # anti-aliasing factor for rendering
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    shape: str
+    colour: str
+    size: str
+    cell: int  # index into CELLS
+    offset: tuple[float, float] = (0.0, 0.0)  # jitter in pixels (dx, dy)
+
+
+@dataclass(frozen=True)
+class Scene:
+    background: str
+    objects: tuple[SceneObject, ...]  # sorted by cell
+
+    def cell_contents(self) -> list[SceneObject | None]:
+        """One entry per grid cell: its object, or None if empty."""
+        by_cell: list[SceneObject | None] = [None] * len(CELLS)
+        for obj in self.objects:
+            by_cell[obj.cell] = obj
+        return by_cell
+
+
+def sample_scene(seed: int, index: int) -> Scene:
+    """Scene number ``index`` of the stream ``seed`` (deterministic)."""
+    rng = np.random.default_rng([int(seed), int(index)])
+    n_objects = int(rng.integers(1, 4))
+    cells = sorted(rng.choice(len(CELLS), size=n_objects, replace=False).tolist())
+    objects = tuple(
+        SceneObject(
+            shape=SHAPES[rng.integers(len(SHAPES))],
+            colour=list(COLOURS)[rng.integers(len(COLOURS))],
+            size=SIZES[rng.integers(len(SIZES))],
+            cell=int(c),
+            offset=(float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1))),
+        )
+        for c in cells
+    )
+    return Scene(background=list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))], objects=objects)
+
+
+def _shape_mask(shape: str, xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+    dx, dy = xs - cx, ys - cy
+    if shape == "circle":
+        return dx * dx + dy * dy <= r * r
+    if shape == "square":
+        s = r * 0.85  # equal area-ish with the circle
+        return (np.abs(dx) <= s) & (np.abs(dy) <= s)
+    if shape == "triangle":  # upward, apex at the top
+        inside_y = (dy >= -r) & (dy <= r)
+        half_width = (dy + r) / 2.0  # 0 at the apex, r at the base
+        return inside_y & (np.abs(dx) <= half_width)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def render(scene: Scene, resolution: int = RESOLUTION) -> np.ndarray:
+    """Render to an (H, W, 3) uint8 array, anti-aliased by supersampling."""
+    hi = resolution * _SUPERSAMPLE
+    coords = (np.arange(hi) + 0.5) / _SUPERSAMPLE  # pixel units
+    xs, ys = np.meshgrid(coords, coords)  # (hi, hi)
+    img = np.empty((hi, hi, 3), dtype=np.float32)
+    img[:] = BACKGROUNDS[scene.background]
+    cell = resolution / 2
+    for obj in scene.objects:
+        row, col = divmod(obj.cell, 2)
+        cx = (col + 0.5) * cell + obj.offset[0] * resolution / 32
+        cy = (row + 0.5) * cell + obj.offset[1] * resolution / 32
+        r = SIZE_FRACTION[obj.size] * cell / 2
+        img[_shape_mask(obj.shape, xs, ys, cx, cy, r)] = COLOURS[obj.colour]
+    img = img.reshape(resolution, _SUPERSAMPLE, resolution, _SUPERSAMPLE, 3).mean(axis=(1, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _join(phrases: list[str]) -> str:
+    if len(phrases) == 1:
+        return phrases[0]
+    return " and ".join(phrases)
+
+
+def human_caption(scene: Scene) -> str:
+    """Names the objects (colour and shape) only, as a COCO caption would.
+
+    Position, size and background are left out: human captions are not
+    comprehensive, which is the gap De-Diffusion text closes (paper, Sec. 4.1).
+    """
+    return _join([f"a {o.colour} {o.shape}" for o in scene.objects])
+
+
+def full_caption(scene: Scene) -> str:
+    """States every attribute: the upper-bound reference."""
+    objs = [f"a {o.size} {o.colour} {o.shape} at the {CELLS[o.cell]}" for o in scene.objects]
+    return f"{_join(objs)} on a {scene.background} background"
+
+
+def web_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.5) -> str:
+    """Alt-text-like: a random subset of the attributes, in varied order.
+
+    Every attribute is mentioned in about ``p_mention`` of the captions so the
+    decoder learns the words for all of them.
+    """
+    phrases = []
+    for o in rng.permutation(len(scene.objects)):
+        o = scene.objects[o]
+        words = [w for w, keep in ((o.size, rng.random() < p_mention), (o.colour, rng.random() < p_mention)) if keep]
+        noun = " ".join(words + [o.shape])
+        if rng.random() < p_mention:
+            where = CELLS[o.cell]
+            noun = f"{noun} at the {where}" if rng.random() < 0.5 else f"at the {where} a {noun}"
+            phrases.append(noun if noun.startswith("at") else f"a {noun}")
+        else:
+            phrases.append(f"a {noun}")
+    text = _join(phrases)
+    if rng.random() < p_mention:
+        bg = scene.background
+        text = f"{text} on a {bg} background" if rng.random() < 0.5 else f"a {bg} background with {text}"
+    return text
+
+
+def vocabulary_words() -> list[str]:
+    """Every word any caption of this world can use (the decoder's training words)."""
+    words = {"a", "and", "at", "the", "on", "background", "with"}
+    words.update(SHAPES, COLOURS, BACKGROUNDS, SIZES)
+    for cell in CELLS:
+        words.update(cell.split())
+    return sorted(words)
