@@ -18,6 +18,7 @@ from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write
 from .config import from_dict, to_dict
 from .decoders import freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
+from .pretrained import resolve
 from .text_head import TextHead, TextHeadConfig
 from .tokenizer import allowed_ids, decode_ids
 
@@ -29,6 +30,7 @@ class DeDiffusionConfig:
     allow_words: tuple[str, ...] = ()  # for head.vocab == "allow_list"
     decoder_path: str = ""  # where the decoder was loaded from at training time
     decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
+    train_seed: int = 0  # scene stream used for training; evaluation must use another
 
 
 def weights_sha256(folder) -> str:
@@ -108,7 +110,7 @@ def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
     against (``decoder_path`` in its config) unless ``decoder_folder`` is given."""
     folder = pathlib.Path(folder)
     cfg = load_config(folder)
-    decoder_folder = pathlib.Path(decoder_folder or cfg.decoder_path)
+    decoder_folder = resolve(decoder_folder or cfg.decoder_path, "decoder")
     decoder = load_decoder(decoder_folder)
     model = DeDiffusion(cfg, decoder)
     state = load_tensors(safe_child(folder, "encoder.safetensors"))

@@ -55,7 +55,8 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int):
 
 def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
     model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": str(decoder_folder),
-                                     "decoder_sha256": weights_sha256(decoder_folder)})
+                                     "decoder_sha256": weights_sha256(decoder_folder),
+                                     "train_seed": cfg.data_seed})
     torch.manual_seed(cfg.seed)
     return DeDiffusion(model_cfg, load_decoder(decoder_folder))
 

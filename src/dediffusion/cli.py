@@ -1,0 +1,256 @@
+"""The ``dediffusion`` command line: one small function per subcommand."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+DEFAULT_GUIDANCE = 3.0  # paper: best FID at CFG 3.0 (Table 6)
+DEFAULT_STEPS = 25
+
+
+def _threads() -> None:
+    import torch
+
+    n = os.environ.get("DEDIFFUSION_THREADS")
+    if n:
+        torch.set_num_threads(int(n))
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _load_model(path):
+    from .autoencoder import load_dediffusion
+    from .pretrained import resolve
+
+    return load_dediffusion(resolve(path, "encoder"))
+
+
+def _load_images(paths, resolution):
+    """Yield (path, tensor) for good files; print one line per bad file. Returns failures count."""
+    from .images import ImageInputError, load_image
+
+    good, failed = [], 0
+    for p in paths:
+        try:
+            good.append((p, load_image(p, resolution)))
+        except ImageInputError as e:
+            _err(str(e))
+            failed += 1
+    return good, failed
+
+
+def cmd_encode(a) -> int:
+    import torch
+
+    model = _load_model(a.model)
+    good, failed = _load_images(a.images, model.decoder.resolution)
+    for i in range(0, len(good), a.batch_size):
+        chunk = good[i : i + a.batch_size]
+        texts = model.texts(torch.stack([t for _, t in chunk]))
+        for (path, _), text in zip(chunk, texts):
+            print(json.dumps({"image": str(path), "text": text}) if a.format == "jsonl" else f"{path}\t{text}", flush=True)
+    print(f"encoded {len(good)} image(s), {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_decode(a) -> int:
+    from .decoders import load_decoder
+    from .generate import generate
+    from .images import save_image
+    from .pretrained import resolve
+
+    if not a.text.strip():
+        _err("empty text: give a prompt (use --allow-empty for an unconditional sample)") if not a.allow_empty else None
+        if not a.allow_empty:
+            return 2
+    decoder = load_decoder(resolve(a.decoder, "decoder")).eval()
+    image = generate(decoder, [a.text], steps=a.steps, guidance=a.cfg, seed=a.seed)[0]
+    save_image(image, a.output, scale=a.scale)
+    print(f"wrote {a.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_reconstruct(a) -> int:
+    import torch
+
+    from .generate import generate
+    from .images import grid, save_image
+
+    model = _load_model(a.model)
+    good, failed = _load_images(a.images, model.decoder.resolution)
+    out = pathlib.Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(0, len(good), a.batch_size):
+        chunk = good[i : i + a.batch_size]
+        images = torch.stack([t for _, t in chunk])
+        texts = model.texts(images)
+        recon = generate(model.decoder, texts, steps=a.steps, guidance=a.cfg, seed=a.seed)
+        for (path, img), text, rec in zip(chunk, texts, recon):
+            target = out / f"{pathlib.Path(path).stem}.png"
+            save_image(grid([[img, rec]]), target, scale=a.scale)
+            print(f"{path}\t{target}\t{text}", flush=True)
+    print(f"reconstructed {len(good)} image(s), {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_eval(a) -> int:
+    from .evaluate import evaluate
+    from .pretrained import resolve
+    from .world.probe import load_probe
+
+    model = _load_model(a.model)
+    train_seed = _train_seed(model)
+    if train_seed is not None and a.seed == train_seed:
+        _err(f"--seed {a.seed} is the training seed; pick an unseen one")
+        return 2
+    probe = load_probe(resolve(a.probe, "probe"))
+    result = evaluate(model, probe, a.seed, a.n, steps=a.steps, guidance=a.cfg, batch=a.batch_size,
+                      progress=not a.json)
+    result["train_seed"] = train_seed
+    if a.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result["accuracy"].items():
+            print(f"{k:>14}: {v:.3f}")
+        print(f"distinct text fraction: {result['distinct_text_fraction']:.3f}")
+    return 0
+
+
+def _train_seed(model) -> int:
+    return model.cfg.train_seed
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    run_demo(a.output, n=a.n, seed=a.seed, steps=a.steps, guidance=a.cfg)
+    return 0
+
+
+def cmd_pretrain_decoder(a) -> int:
+    from .config import apply_overrides
+    from .train.decoder import DecoderTrainConfig, pretrain_decoder
+
+    cfg = apply_overrides(DecoderTrainConfig(), a.set)
+    pretrain_decoder(cfg, a.output, resume=a.resume)
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .config import apply_overrides
+    from .pretrained import resolve
+    from .train.encoder import EncoderTrainConfig, train_encoder
+
+    cfg = apply_overrides(EncoderTrainConfig(), a.set)
+    train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume)
+    return 0
+
+
+def cmd_train_probe(a) -> int:
+    from .config import apply_overrides
+    from .train.probe import ProbeTrainConfig, train_probe
+
+    acc = train_probe(apply_overrides(ProbeTrainConfig(), a.set), a.output)
+    print(json.dumps(acc, indent=2))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .export import export
+
+    export(a.kind, a.run, a.output, decoder_ref=a.decoder_ref)
+    return 0
+
+
+def _sampling_flags(p) -> None:
+    p.add_argument("--cfg", type=float, default=DEFAULT_GUIDANCE, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM sampling steps")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dediffusion", description="De-Diffusion: images as text and back.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("encode", help="image(s) -> De-Diffusion text")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="text -> image with the decoder")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--decoder", help="decoder checkpoint folder (default: shipped)")
+    p.add_argument("--scale", type=int, default=8, help="nearest-neighbour upscale of the saved PNG")
+    p.add_argument("--allow-empty", action="store_true")
+    _sampling_flags(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("reconstruct", help="image(s) -> text -> image(s); writes original|reconstruction PNGs")
+    p.add_argument("images", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--model")
+    p.add_argument("--scale", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
+    _sampling_flags(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("eval", help="probe accuracy of images decoded from each prompt source")
+    p.add_argument("--seed", type=int, default=1, help="held-out scene stream (must differ from training's)")
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--cfg", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--model")
+    p.add_argument("--probe")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="encode fresh scenes, print texts, write a comparison grid")
+    p.add_argument("-o", "--output", default="out/demo")
+    p.add_argument("--n", type=int, default=6)
+    _sampling_flags(p)
+    p.set_defaults(func=cmd_demo, seed=12345)
+
+    for name, func, help_ in (("pretrain-decoder", cmd_pretrain_decoder, "train the built-in decoder"),
+                              ("train", cmd_train, "train the De-Diffusion encoder against a frozen decoder"),
+                              ("train-probe", cmd_train_probe, "train the attribute probe")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--out", dest="output", required=True)
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. lr=3e-4")
+        if name != "train-probe":
+            p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+        if name == "train":
+            p.add_argument("--decoder", help="frozen decoder folder (default: shipped)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")
+    p.add_argument("kind", choices=("decoder", "encoder", "probe"))
+    p.add_argument("run")
+    p.add_argument("output")
+    p.add_argument("--decoder-ref", help="for encoders: decoder reference to record, e.g. shipped:decoder")
+    p.set_defaults(func=cmd_export)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _threads()
+    from .config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Training folders -> compact fp16 inference checkpoints (what the package ships)."""
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import torch
+
+from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
+
+_FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
+
+
+def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.float16) -> pathlib.Path:
+    """Copy ``{kind}.safetensors`` (cast to fp16) and ``{kind}.json`` from ``run`` to ``out``."""
+    if kind not in _FILES:
+        raise ValueError(f"unknown checkpoint kind {kind!r} (expected one of {', '.join(_FILES)})")
+    run, out = pathlib.Path(run), pathlib.Path(out)
+    name = _FILES[kind]
+    meta = read_json(safe_child(run, f"{name}.json"))
+    if kind == "encoder" and decoder_ref:
+        meta["config"]["decoder_path"] = decoder_ref
+    save_tensors(safe_child(out, f"{name}.safetensors"), load_tensors(safe_child(run, f"{name}.safetensors"), None), dtype)
+    write_json(safe_child(out, f"{name}.json"), meta)
+    for extra in ("train_config.json", "train_state.json"):
+        if (run / extra).is_file():
+            shutil.copyfile(run / extra, safe_child(out, extra))
+    return out

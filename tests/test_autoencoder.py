@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from dediffusion.autoencoder import DeDiffusionConfig, load_dediffusion
+from dediffusion.encoder import EncoderConfig
+from dediffusion.text_head import TextHeadConfig, gumbel_softmax, temperature
+from dediffusion.tokenizer import clip_tokenizer
+from dediffusion.train.encoder import EncoderTrainConfig, build_model, train_encoder
+from dediffusion.world.scenes import vocabulary_words
+
+TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
+                         allow_words=tuple(vocabulary_words()))
+
+
+def tiny_train_cfg(**kw):
+    return EncoderTrainConfig(model=TINY, batch_size=4, checkpoint_every=2, **kw)
+
+
+def test_gradient_reaches_encoder_and_not_decoder(tiny_decoder_dir):
+    model = build_model(tiny_train_cfg(), tiny_decoder_dir).train()
+    images = torch.rand(3, 3, 8, 8)
+    loss, logs = model(images, 1.0, torch.tensor([300, 600, 900]), torch.randn(3, 3, 8, 8),
+                       generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    for name in ("encoder.pooler.queries", "head.proj.weight", "encoder.backbone.net.0.weight"):
+        g = dict(model.named_parameters())[name].grad
+        assert g is not None and g.abs().sum() > 0, name
+    assert all(p.grad is None and not p.requires_grad for p in model.decoder.parameters())
+    assert 0 < logs["distinct"] <= 1
+
+
+def test_decoder_weights_bit_identical_after_training(tiny_decoder_dir, tmp_path):
+    model = build_model(tiny_train_cfg(), tiny_decoder_dir)
+    before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    enc_before = model.encoder.pooler.queries.detach().clone()
+    trained = train_encoder(tiny_train_cfg(steps=3), tmp_path, tiny_decoder_dir, progress=False)
+    after = trained.decoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(enc_before, trained.encoder.pooler.queries)
+
+
+def test_hard_ids_are_argmax_over_allowed_vocab(tiny_decoder_dir):
+    model = build_model(tiny_train_cfg(), tiny_decoder_dir).eval()
+    images = torch.rand(4, 3, 8, 8)
+    logits = model.forward_encoder(images)
+    ids = model.token_ids(images)
+    assert torch.equal(ids, model.head.allowed_ids[logits.argmax(-1)])
+    tok = clip_tokenizer()
+    assert not set(ids.flatten().tolist()) & set(tok.all_special_ids)
+    # hard tokens enter the decoder exactly as the text they decode to
+    texts = model.texts(images)
+    for row, text in zip(ids.tolist(), texts):
+        assert tok(text, add_special_tokens=False).input_ids == row
+    hard = model.forward_tokens(logits, None)
+    assert torch.allclose(model.decoder.text_states_from_embeds(hard), model.decoder.text_states(texts), atol=1e-5)
+
+
+def test_save_load_gives_identical_outputs(tiny_decoder_dir, tmp_path):
+    model = train_encoder(tiny_train_cfg(steps=2), tmp_path / "run", tiny_decoder_dir, progress=False).eval()
+    model.save(tmp_path / "ckpt", dtype=torch.float32)
+    again = load_dediffusion(tmp_path / "ckpt", decoder_folder=tiny_decoder_dir)
+    images = torch.rand(3, 3, 8, 8)
+    assert torch.equal(model.forward_encoder(images), again.forward_encoder(images))
+    assert model.texts(images) == again.texts(images)
+
+
+def test_temperature_anneals_exponentially_from_2_to_0_3():
+    cfg = TextHeadConfig()
+    assert temperature(0, 100, cfg) == pytest.approx(2.0)
+    assert temperature(99, 100, cfg) == pytest.approx(0.3)
+    mid = temperature(49.5, 100, cfg)
+    assert mid == pytest.approx((2.0 * 0.3) ** 0.5)  # geometric mean half-way
+    assert temperature(80, 100, TextHeadConfig(anneal=False)) == 2.0
+
+
+def test_gumbel_samples_are_distributions_and_straight_through_is_one_hot():
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    soft = gumbel_softmax(logits, 0.5, hard=False, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(soft.sum(-1), torch.ones(2, 5))
+    hard = gumbel_softmax(logits, 0.5, hard=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(hard.detach().max(-1).values, torch.ones(2, 5)) and torch.equal(hard.argmax(-1), soft.argmax(-1))
+    (hard * torch.randn(7)).sum().backward()  # straight-through: soft gradients flow
+    assert logits.grad is not None and logits.grad.abs().sum() > 0

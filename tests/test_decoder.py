@@ -1,0 +1,51 @@
+import torch
+
+from dediffusion.decoders import load_decoder
+from dediffusion.generate import generate
+
+
+def test_prompt_ids_and_embeds_give_identical_text_states(tiny_decoder_dir):
+    d = load_decoder(tiny_decoder_dir).eval()
+    prompts = ["a red circle at the top left", "a blue square", ""]
+    ids = d.tokenize(prompts)
+    from_text = d.text_states(prompts)
+    assert torch.equal(from_text, d.text_states_from_ids(ids))
+    emb = d.token_embedding[torch.tensor(ids[0])].unsqueeze(0)
+    assert torch.allclose(from_text[:1], d.text_states_from_embeds(emb), atol=1e-6)
+    # ... and the same as the text encoder's own forward on SD-style padded ids
+    full = d.tokenizer(prompts, padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert torch.allclose(from_text, d.text_encoder(input_ids=full).last_hidden_state, atol=1e-5)
+
+
+def test_long_prompt_is_truncated_with_a_warning(tiny_decoder_dir):
+    d = load_decoder(tiny_decoder_dir)
+    import pytest
+
+    with pytest.warns(UserWarning, match="truncated"):
+        ids = d.tokenize(["red " * 100])
+    assert len(ids[0]) == 75
+
+
+def test_save_load_gives_identical_outputs(tiny_decoder_dir, tmp_path):
+    d = load_decoder(tiny_decoder_dir).eval()
+    d.save(tmp_path, dtype=torch.float32)
+    d2 = load_decoder(tmp_path).eval()
+    x = torch.rand(2, 3, 8, 8)
+    t = torch.tensor([10, 900])
+    cond = d.text_states(["a red circle", "a green square"])
+    assert torch.equal(d.loss(x, cond, t, torch.zeros_like(x)), d2.loss(x, cond, t, torch.zeros_like(x)))
+    a = generate(d, ["a red circle"], steps=2, seed=3)
+    b = generate(d2, ["a red circle"], steps=2, seed=3)
+    assert torch.equal(a, b) and a.shape == (1, 3, 8, 8) and 0 <= a.min() and a.max() <= 1
+
+
+def test_v_prediction_loss_target_and_weighting(tiny_decoder_dir):
+    from dediffusion import diffusion
+
+    d = load_decoder(tiny_decoder_dir)
+    x0, noise, t = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([100, 800])
+    v = diffusion.training_target(d.scheduler, x0, noise, t)
+    ab = d.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    assert torch.allclose(v, ab.sqrt() * noise - (1 - ab).sqrt() * x0, atol=1e-5)
+    perfect = lambda x_t, tt, c: v  # noqa: E731 - a model that predicts the target exactly
+    assert diffusion.denoising_loss(perfect, d.scheduler, x0, None, t, noise).abs().max() == 0
