@@ -56,7 +56,8 @@ def decoder_step(model: BuiltinDecoder, cfg: DecoderTrainConfig, step: int) -> t
     return model.loss(images, cond, t, noise, cfg.min_snr_gamma).mean()
 
 
-def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progress: bool = True) -> BuiltinDecoder:
+def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progress: bool = True,
+                     stop_at: int | None = None) -> BuiltinDecoder:
     """Train, checkpointing to ``out`` every ``checkpoint_every`` steps; EMA weights are exported."""
     out = pathlib.Path(out)
     model = BuiltinDecoder(cfg.decoder)
@@ -81,10 +82,13 @@ def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progres
         ema.update(params)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        stopping = stop_at is not None and step + 1 >= stop_at
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping:
             save_train_state(out, step + 1, params, ema, opt, {"loss": float(np.mean(losses[-50:])),
                                                                "seconds": time.time() - t0})
             model.save(out, dtype=torch.float32, weights=ema.shadow)
+        if stopping:  # time-sliced runs: continue later with resume
+            break
     return model
 
 

@@ -61,7 +61,8 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
     return DeDiffusion(model_cfg, load_decoder(decoder_folder))
 
 
-def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True) -> DeDiffusion:
+def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
+                  stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated."""
     out = pathlib.Path(out)
     model = build_model(cfg, decoder_folder).train()
@@ -83,8 +84,11 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
         recent = hist[-50:]
         bar.set_postfix(loss=f"{np.mean([h['loss'] for h in recent]):.4f}", distinct=f"{recent[-1]['distinct']:.2f}",
                         tau=f"{logs['tau']:.2f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        stopping = stop_at is not None and step + 1 >= stop_at
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping:
             save_train_state(out, step + 1, params, None, opt, {"loss": float(np.mean([h["loss"] for h in recent])),
                                                                 "seconds": time.time() - t0})
             model.save(out, dtype=torch.float32)
+        if stopping:  # time-sliced runs: continue later with resume
+            break
     return model
