@@ -9,7 +9,7 @@ from dediffusion.train.encoder import EncoderTrainConfig, build_model, train_enc
 from dediffusion.world.scenes import vocabulary_words
 
 TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
-                         allow_words=tuple(vocabulary_words()))
+                         head=TextHeadConfig(vocab="allow_list"), allow_words=tuple(vocabulary_words()))
 
 
 def tiny_train_cfg(**kw):

@@ -137,7 +137,7 @@ def cmd_pretrain_decoder(a) -> int:
     from .train.decoder import DecoderTrainConfig, pretrain_decoder
 
     cfg = apply_overrides(DecoderTrainConfig(), a.set)
-    pretrain_decoder(cfg, a.output, resume=a.resume)
+    pretrain_decoder(cfg, a.output, resume=a.resume, stop_at=a.stop_at)
     return 0
 
 
@@ -147,7 +147,7 @@ def cmd_train(a) -> int:
     from .train.encoder import EncoderTrainConfig, train_encoder
 
     cfg = apply_overrides(EncoderTrainConfig(), a.set)
-    train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume)
+    train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume, stop_at=a.stop_at)
     return 0
 
 
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. lr=3e-4")
         if name != "train-probe":
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+            p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (continue with --resume)")
         if name == "train":
             p.add_argument("--decoder", help="frozen decoder folder (default: shipped)")
         p.set_defaults(func=func)

@@ -54,23 +54,24 @@ def evaluate(model, probe, seed: int, n: int, steps: int = 25, guidance: float =
         "seed": seed, "n": n, "steps": steps, "guidance": guidance, "train_seed": train_seed,
         "seconds": round(time.time() - t0, 1),
         "examples": examples,
+        "denoising_loss": caption_losses(model.decoder, seed, min(n, 256), model),
     }
 
 
 @torch.no_grad()
-def caption_losses(decoder, seed: int, n: int = 256, t_min: int = 200, t_max: int = 999) -> dict[str, float]:
-    """Mean denoising loss given each caption kind, with fixed noise and noise levels.
+def caption_losses(decoder, seed: int, n: int = 256, model=None, t_min: int = 200, t_max: int = 999) -> dict[str, float]:
+    """Mean denoising loss given each prompt source, with fixed noise and noise levels.
 
     A decoder that learned the words for every attribute ranks them
-    full < human-like < empty; this check costs seconds (no sampling).
+    full < human-like < empty; with ``model`` the De-Diffusion text is ranked
+    too. This check costs seconds (no sampling).
     """
     chunk = scenes(seed, 0, n)
     images = images_tensor(chunk, decoder.resolution)
     gen = torch.Generator().manual_seed(seed)
     t = torch.randint(t_min, t_max + 1, (n,), generator=gen)
     noise = torch.randn(images.shape, generator=gen)
-    out = {}
-    for name, f in (("full_caption", full_caption), ("human_caption", human_caption), ("empty", lambda s: "")):
-        cond = decoder.text_states([f(s) for s in chunk])
-        out[name] = float(decoder.loss(images, cond, t, noise).mean())
-    return out
+    prompts = {k: [f(s) for s in chunk] for k, f in SOURCES.items() if f is not None}
+    if model is not None:
+        prompts["dediffusion"] = model.texts(images)
+    return {k: float(decoder.loss(images, decoder.text_states(p), t, noise).mean()) for k, p in prompts.items()}

@@ -21,7 +21,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class TextHeadConfig:
-    vocab: str = "allow_list"  # "words" (paper), "all" (punctuation kept) or "allow_list"
+    vocab: str = "words"  # "words" (paper: punctuation removed), "all" (kept) or "allow_list"
     tau_start: float = 2.0  # paper, Sec. 3
     tau_end: float = 0.3
     anneal: bool = True  # False: fixed tau_start (ablation)

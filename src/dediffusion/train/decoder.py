@@ -34,7 +34,7 @@ class DecoderTrainConfig:
     ema_decay: float = 0.999
     caption_dropout: float = 0.1  # empty prompt, for classifier-free guidance
     p_mention: float = 0.6  # each attribute is named in over half the captions
-    min_snr_gamma: float = 5.0
+    min_snr_gamma: float | None = None  # plain v-loss: high noise levels (layout, text) keep their weight
     data_seed: int = 0  # training scenes; evaluation uses other seeds
     seed: int = 0
     checkpoint_every: int = 500

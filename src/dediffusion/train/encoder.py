@@ -22,14 +22,20 @@ from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
 from ..checkpoint import write_json
 from ..config import to_dict
 from ..decoders import load_decoder
-from ..text_head import temperature
+from ..text_head import TextHeadConfig, temperature
 from ..world.data import images_tensor, scenes
+from ..world.scenes import vocabulary_words
 from .loop import has_train_state, load_train_state, lr_at, save_train_state, step_generator
+
+
+def world_model_config() -> DeDiffusionConfig:
+    """Defaults for the embedded world: the head emits only the words the built-in decoder was trained on."""
+    return DeDiffusionConfig(head=TextHeadConfig(vocab="allow_list"), allow_words=tuple(vocabulary_words()))
 
 
 @dataclass(frozen=True)
 class EncoderTrainConfig:
-    model: DeDiffusionConfig = field(default_factory=DeDiffusionConfig)
+    model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder; empty: the shipped built-in decoder
     steps: int = 3000
     batch_size: int = 32
