@@ -6,22 +6,19 @@ Reproduce the shipped decoder (see README for wall time on 2 CPU cores):
 """
 from __future__ import annotations
 
-import dataclasses
 import pathlib
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import diffusion
 from ..checkpoint import write_json
-from ..config import from_dict, to_dict
+from ..config import to_dict
 from ..decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from ..world.data import images_tensor, scenes
 from ..world.scenes import web_caption
-from .loop import EMA, has_train_state, load_train_state, lr_at, save_train_state, step_generator
+from .loop import EMA, has_train_state, load_train_state, run_training, step_generator
 
 
 @dataclass(frozen=True)
@@ -69,31 +66,12 @@ def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progres
     if resume and has_train_state(out):
         start = load_train_state(out, params, ema, opt)["step"]
     write_json(out / "train_config.json", {"kind": "decoder", "config": to_dict(cfg)})
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="decoder")
-    t0, losses = time.time(), []
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+
+    def step_fn(step):
         loss = decoder_step(model, cfg, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-        opt.step()
-        ema.update(params)
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        stopping = stop_at is not None and step + 1 >= stop_at
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping:
-            save_train_state(out, step + 1, params, ema, opt, {"loss": float(np.mean(losses[-50:])),
-                                                               "seconds": time.time() - t0})
-            model.save(out, dtype=torch.float32, weights=ema.shadow)
-        if stopping:  # time-sliced runs: continue later with resume
-            break
+        return loss, {"loss": loss.item()}
+
+    run_training(name="decoder", out=out, step_fn=step_fn, params=params, opt=opt, steps=cfg.steps, start=start,
+                 lr=cfg.lr, warmup=cfg.warmup, checkpoint_every=cfg.checkpoint_every, ema=ema, progress=progress,
+                 stop_at=stop_at, save_model=lambda: model.save(out, dtype=torch.float32, weights=ema.shadow))
     return model
-
-
-def load_train_config(data: dict) -> DecoderTrainConfig:
-    return from_dict(DecoderTrainConfig, data)
-
-
-__all__ = ["DecoderTrainConfig", "decoder_step", "pretrain_decoder", "load_train_config", "dataclasses"]

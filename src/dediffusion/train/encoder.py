@@ -10,12 +10,9 @@ temperature annealed 2.0 -> 0.3, lr warm-up then cosine decay.
 from __future__ import annotations
 
 import pathlib
-import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import diffusion
 from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
@@ -25,7 +22,7 @@ from ..decoders import load_decoder
 from ..text_head import TextHeadConfig, temperature
 from ..world.data import images_tensor, scenes
 from ..world.scenes import vocabulary_words
-from .loop import has_train_state, load_train_state, lr_at, save_train_state, step_generator
+from .loop import has_train_state, load_train_state, run_training, step_generator
 
 
 def world_model_config() -> DeDiffusionConfig:
@@ -76,25 +73,7 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
     write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="encoder")
-    t0, hist = time.time(), []
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
-        loss, logs = encoder_step(model, cfg, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-        opt.step()
-        hist.append(logs)
-        recent = hist[-50:]
-        bar.set_postfix(loss=f"{np.mean([h['loss'] for h in recent]):.4f}", distinct=f"{recent[-1]['distinct']:.2f}",
-                        tau=f"{logs['tau']:.2f}")
-        stopping = stop_at is not None and step + 1 >= stop_at
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping:
-            save_train_state(out, step + 1, params, None, opt, {"loss": float(np.mean([h["loss"] for h in recent])),
-                                                                "seconds": time.time() - t0})
-            model.save(out, dtype=torch.float32)
-        if stopping:  # time-sliced runs: continue later with resume
-            break
+    run_training(name="encoder", out=out, step_fn=lambda step: encoder_step(model, cfg, step), params=params, opt=opt,
+                 steps=cfg.steps, start=start, lr=cfg.lr, warmup=cfg.warmup, checkpoint_every=cfg.checkpoint_every,
+                 progress=progress, stop_at=stop_at, save_model=lambda: model.save(out, dtype=torch.float32))
     return model

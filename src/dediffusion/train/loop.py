@@ -80,3 +80,38 @@ def load_train_state(folder, params: dict, ema: EMA | None, opt) -> dict:
 
 def has_train_state(folder) -> bool:
     return (pathlib.Path(folder) / "train_state.json").is_file()
+
+
+def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, start: int, lr: float, warmup: int,
+                 checkpoint_every: int, save_model, ema: EMA | None = None, progress: bool = True,
+                 stop_at: int | None = None) -> None:
+    """The one training loop: ``step_fn(step) -> (loss, logs)``; checkpoints are exact-resume states.
+
+    ``save_model()`` writes the inference checkpoint beside the training state.
+    """
+    import time
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=name)
+    t0, hist = time.time(), []
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, lr, warmup, steps)
+        loss, logs = step_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        opt.step()
+        if ema is not None:
+            ema.update(params)
+        hist.append(logs)
+        recent = float(np.mean([h["loss"] for h in hist[-50:]]))
+        bar.set_postfix({k: f"{v:.3g}" for k, v in {**logs, "loss": recent}.items()})
+        stopping = stop_at is not None and step + 1 >= stop_at
+        if (step + 1) % checkpoint_every == 0 or step + 1 == steps or stopping:
+            save_train_state(out, step + 1, params, ema, opt, {"loss": recent, "seconds": time.time() - t0})
+            save_model()
+        if stopping:  # time-sliced runs: continue later with resume
+            break

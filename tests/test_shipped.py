@@ -1,0 +1,42 @@
+"""The shipped checkpoints: present, small, loadable without flags, and doing their job."""
+import pathlib
+
+
+from dediffusion import load_decoder, load_dediffusion, shipped
+from dediffusion.evaluate import caption_losses
+from dediffusion.train.probe import evaluate_probe
+from dediffusion.world.data import images_tensor, scenes
+from dediffusion.world.probe import load_probe
+
+
+def test_shipped_checkpoints_are_fp16_safetensors_well_under_40mb():
+    total = 0
+    for name in ("decoder", "encoder", "probe"):
+        folder = shipped(name)
+        files = list(pathlib.Path(folder).glob("*.safetensors"))
+        assert len(files) == 1 and (folder / f"{name}.json").is_file()
+        from safetensors import safe_open
+
+        with safe_open(str(files[0]), "pt") as f:
+            assert all(f.get_slice(k).get_dtype() in ("F16", "I64") for k in f.keys())
+        total += files[0].stat().st_size
+    assert total < 40e6
+
+
+def test_shipped_probe_reads_real_scenes():
+    acc = evaluate_probe(load_probe(shipped("probe")), seed=4242, n=200, resolution=16)
+    assert acc["all"] > 0.97
+
+
+def test_shipped_decoder_ranks_captions_full_human_empty():
+    losses = caption_losses(load_decoder(shipped("decoder")).eval(), seed=4243, n=128)
+    assert losses["full_caption"] < losses["human_caption"] < losses["empty"]
+
+
+def test_shipped_encoder_texts_are_distinct_and_beat_the_human_caption_on_loss():
+    model = load_dediffusion(shipped("encoder"))
+    texts = model.texts(images_tensor(scenes(4244, 0, 64), 16))
+    assert len(set(texts)) / len(texts) > 0.9
+    losses = caption_losses(model.decoder, seed=4244, n=128, model=model)
+    assert losses["dediffusion"] < losses["human_caption"]
+
