@@ -81,3 +81,16 @@ def test_gumbel_samples_are_distributions_and_straight_through_is_one_hot():
     assert torch.equal(hard.detach().max(-1).values, torch.ones(2, 5)) and torch.equal(hard.argmax(-1), soft.argmax(-1))
     (hard * torch.randn(7)).sum().backward()  # straight-through: soft gradients flow
     assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_collision_rate_is_one_for_a_repeated_word_and_zero_for_distinct_words():
+    from dediffusion.text_head import collision_rate
+
+    big = 50.0
+    repeated = torch.full((1, 4, 6), -big)
+    repeated[..., 2] = big
+    distinct = torch.full((1, 4, 6), -big)
+    distinct[0, torch.arange(4), torch.arange(4)] = big
+    assert collision_rate(repeated).item() == pytest.approx(1.0)
+    assert collision_rate(distinct).item() == pytest.approx(0.0, abs=1e-6)
+    assert collision_rate(torch.zeros(2, 4, 6)).allclose(torch.full((2,), 1 / 6))

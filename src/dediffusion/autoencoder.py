@@ -19,7 +19,7 @@ from .config import from_dict, to_dict
 from .decoders import freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
 from .pretrained import resolve
-from .text_head import TextHead, TextHeadConfig
+from .text_head import TextHead, TextHeadConfig, collision_rate
 from .tokenizer import allowed_ids, decode_ids
 
 
@@ -61,24 +61,28 @@ class DeDiffusion(nn.Module):
         """Images (B,3,H,W) in [0,1] -> logits (B, N, A) over the allowed vocabulary."""
         return self.head(self.encoder(images))
 
-    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None) -> torch.Tensor:
+    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None, hard: bool | None = None) -> torch.Tensor:
         """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
-        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator)
+        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator, hard)
         return self.head.embed(weights, self.decoder.token_embedding)
 
     def forward_loss(self, images, token_vectors, t, noise) -> torch.Tensor:
         cond = self.decoder.text_states_from_embeds(token_vectors)  # (B,L,D)
         return self.decoder.loss(images, cond, t, noise).mean()
 
-    def forward(self, images, tau: float, t, noise, generator=None):
+    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None):
+        """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise."""
         logits = self.forward_encoder(images)
-        loss = self.forward_loss(images, self.forward_tokens(logits, tau, generator), t, noise)
+        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise)
+        repeat = collision_rate(logits).mean()  # (), logged even when not penalised
+        loss = denoise + self.cfg.head.repeat_penalty * repeat if self.cfg.head.repeat_penalty else denoise
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
             probs = logits.float().softmax(-1)
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
-        return loss, {"loss": loss.item(), "distinct": distinct, "entropy": entropy.item(), "tau": tau}
+        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "distinct": distinct,
+                      "entropy": entropy.item(), "tau": tau}
 
     # --- inference -------------------------------------------------------------------
     @torch.no_grad()

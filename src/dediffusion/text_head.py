@@ -26,6 +26,8 @@ class TextHeadConfig:
     tau_end: float = 0.3
     anneal: bool = True  # False: fixed tau_start (ablation)
     estimator: str = "soft"  # "soft" Gumbel-softmax samples or "straight_through" (hard forward)
+    hard_from: float = 1.0  # fraction of training after which straight-through is used (1.0: never)
+    repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
@@ -48,6 +50,20 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torc
     return y.to(logits.dtype)
 
 
+def collision_rate(logits: torch.Tensor) -> torch.Tensor:
+    """Expected fraction of position pairs that emit the same token, per image (B,).
+
+    Small decoders reward repeating one informative word at every position (a
+    soft mixture repeated N times is a continuous code, not text); penalising
+    collisions pushes the positions to carry different words.
+    """
+    p = logits.float().softmax(-1)  # (B,N,A)
+    n = p.shape[1]
+    total = p.sum(1)  # (B,A)
+    same = (total * total).sum(-1) - (p * p).sum((1, 2))  # sum over i != j of p_i . p_j
+    return same / (n * (n - 1))
+
+
 class TextHead(nn.Module):
     """(B, N, width) -> logits (B, N, A) over the A allowed token ids."""
 
@@ -67,9 +83,12 @@ class TextHead(nn.Module):
     def one_hot(self, logits: torch.Tensor) -> torch.Tensor:
         return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
 
-    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Relaxed one-hot samples (B, N, A) for training."""
-        return gumbel_softmax(logits, tau, hard=self.cfg.estimator == "straight_through", generator=generator)
+    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
+               hard: bool | None = None) -> torch.Tensor:
+        """Relaxed one-hot samples (B, N, A) for training; ``hard`` overrides the configured estimator."""
+        if hard is None:
+            hard = self.cfg.estimator == "straight_through"
+        return gumbel_softmax(logits, tau, hard=hard, generator=generator)
 
     def embed(self, weights: torch.Tensor, token_embedding: torch.Tensor) -> torch.Tensor:
         """(Soft) one-hot (B,N,A) x the decoder's embedding rows (A,D) -> token vectors (B,N,D)."""

@@ -24,7 +24,7 @@ from .loop import EMA, has_train_state, load_train_state, run_training, step_gen
 @dataclass(frozen=True)
 class DecoderTrainConfig:
     decoder: BuiltinDecoderConfig = field(default_factory=BuiltinDecoderConfig)
-    steps: int = 5000
+    steps: int = 8000
     batch_size: int = 32
     lr: float = 1e-3
     warmup: int = 200

@@ -52,8 +52,10 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int):
     gen = step_generator(cfg.seed, step)
     t = diffusion.sample_timesteps(len(batch), cfg.t_min, cfg.t_max, gen, images.device)
     noise = torch.randn(images.shape, generator=gen)
-    tau = temperature(step, cfg.steps, cfg.model.head)
-    return model(images, tau, t, noise, generator=gen)
+    head = cfg.model.head
+    tau = temperature(step, cfg.steps, head)
+    hard = head.estimator == "straight_through" or step >= head.hard_from * cfg.steps
+    return model(images, tau, t, noise, generator=gen, hard=hard)
 
 
 def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
