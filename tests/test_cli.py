@@ -102,3 +102,16 @@ def test_bad_override_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path), "--set", "nope=1"]) == 2
     assert "unknown key 'nope'" in capsys.readouterr().err
 
+
+
+def test_export_writes_fp16_and_records_the_decoder_reference(tiny_model_dir, tmp_path):
+    from safetensors import safe_open
+
+    from dediffusion.checkpoint import read_json
+
+    out = tmp_path / "exported"
+    assert main(["export", "encoder", str(tiny_model_dir), str(out), "--decoder-ref", "shipped:decoder"]) == 0
+    with safe_open(str(out / "encoder.safetensors"), "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+    assert "F16" in dtypes and "F32" not in dtypes
+    assert read_json(out / "encoder.json")["config"]["decoder_path"] == "shipped:decoder"
