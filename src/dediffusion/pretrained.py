@@ -1,11 +1,11 @@
-"""The checkpoints shipped with the package (built-in decoder, encoder, probe)."""
+"""The checkpoints shipped with the package (built-in decoder, encoder, judging probe, encoder backbone)."""
 from __future__ import annotations
 
 import pathlib
 from importlib import resources
 
 SHIPPED_PREFIX = "shipped:"
-NAMES = ("decoder", "encoder", "probe")
+NAMES = ("decoder", "encoder", "probe", "backbone")
 
 
 def shipped(name: str) -> pathlib.Path:

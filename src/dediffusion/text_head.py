@@ -27,6 +27,7 @@ class TextHeadConfig:
     anneal: bool = True  # False: fixed tau_start (ablation)
     estimator: str = "soft"  # "soft" Gumbel-softmax samples or "straight_through" (hard forward)
     hard_from: float = 1.0  # fraction of training after which straight-through is used (1.0: never)
+    noise_scale: float = 1.0  # Gumbel noise multiplier; 0 with straight_through: the forward is the argmax text
     repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
 
 
@@ -38,10 +39,11 @@ def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
     return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
 
 
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None = None,
+                   noise_scale: float = 1.0) -> torch.Tensor:
     """Gumbel-softmax samples over the last dim, with an explicit generator (reproducible)."""
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float32).to(logits.device)
-    g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))  # Gumbel(0, 1)
+    g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)) * noise_scale  # Gumbel(0, 1)
     y = F.softmax((logits.float() + g) / tau, dim=-1)
     if hard:
         index = y.argmax(-1, keepdim=True)
@@ -88,7 +90,7 @@ class TextHead(nn.Module):
         """Relaxed one-hot samples (B, N, A) for training; ``hard`` overrides the configured estimator."""
         if hard is None:
             hard = self.cfg.estimator == "straight_through"
-        return gumbel_softmax(logits, tau, hard=hard, generator=generator)
+        return gumbel_softmax(logits, tau, hard=hard, generator=generator, noise_scale=self.cfg.noise_scale)
 
     def embed(self, weights: torch.Tensor, token_embedding: torch.Tensor) -> torch.Tensor:
         """(Soft) one-hot (B,N,A) x the decoder's embedding rows (A,D) -> token vectors (B,N,D)."""

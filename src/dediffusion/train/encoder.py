@@ -19,6 +19,7 @@ from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
 from ..checkpoint import write_json
 from ..config import to_dict
 from ..decoders import load_decoder
+from ..pretrained import resolve
 from ..text_head import TextHeadConfig, temperature
 from ..world.data import images_tensor, scenes
 from ..world.scenes import vocabulary_words
@@ -34,6 +35,7 @@ def world_model_config() -> DeDiffusionConfig:
 class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder; empty: the shipped built-in decoder
+    backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
     steps: int = 3000
     batch_size: int = 32
     lr: float = 1e-3
@@ -63,7 +65,10 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
                                      "decoder_sha256": weights_sha256(decoder_folder),
                                      "train_seed": cfg.data_seed})
     torch.manual_seed(cfg.seed)
-    return DeDiffusion(model_cfg, load_decoder(decoder_folder))
+    model = DeDiffusion(model_cfg, load_decoder(decoder_folder))
+    if cfg.model.encoder.backbone == "attribute_cnn":
+        model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
+    return model
 
 
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
