@@ -36,7 +36,7 @@ class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder; empty: the shipped built-in decoder
     backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
-    steps: int = 3000
+    steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
     warmup: int = 100
