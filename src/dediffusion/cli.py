@@ -31,7 +31,7 @@ def _load_model(path):
 
 
 def _load_images(paths, resolution):
-    """Yield (path, tensor) for good files; print one line per bad file. Returns failures count."""
+    """(good [(path, tensor)], number failed); one error line per bad file."""
     from .images import ImageInputError, load_image
 
     good, failed = [], 0
@@ -64,10 +64,9 @@ def cmd_decode(a) -> int:
     from .images import save_image
     from .pretrained import resolve
 
-    if not a.text.strip():
-        _err("empty text: give a prompt (use --allow-empty for an unconditional sample)") if not a.allow_empty else None
-        if not a.allow_empty:
-            return 2
+    if not a.text.strip() and not a.allow_empty:
+        _err("empty text: give a prompt (use --allow-empty for an unconditional sample)")
+        return 2
     decoder = load_decoder(resolve(a.decoder, "decoder")).eval()
     image = generate(decoder, [a.text], steps=a.steps, guidance=a.cfg, seed=a.seed)[0]
     save_image(image, a.output, scale=a.scale)
@@ -104,8 +103,8 @@ def cmd_eval(a) -> int:
     from .world.probe import load_probe
 
     model = _load_model(a.model)
-    train_seed = _train_seed(model)
-    if train_seed is not None and a.seed == train_seed:
+    train_seed = model.cfg.train_seed
+    if a.seed == train_seed:
         _err(f"--seed {a.seed} is the training seed; pick an unseen one")
         return 2
     probe = load_probe(resolve(a.probe, "probe"))
@@ -119,10 +118,6 @@ def cmd_eval(a) -> int:
             print(f"{k:>14}: {v:.3f}")
         print(f"distinct text fraction: {result['distinct_text_fraction']:.3f}")
     return 0
-
-
-def _train_seed(model) -> int:
-    return model.cfg.train_seed
 
 
 def cmd_demo(a) -> int:
