@@ -110,7 +110,6 @@ def cmd_eval(a) -> int:
     probe = load_probe(resolve(a.probe, "probe"))
     result = evaluate(model, probe, a.seed, a.n, steps=a.steps, guidance=a.cfg, batch=a.batch_size,
                       progress=not a.json)
-    result["train_seed"] = train_seed
     if a.json:
         print(json.dumps(result, indent=2))
     else:

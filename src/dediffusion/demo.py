@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pathlib
 
-import torch
-
 from .autoencoder import load_dediffusion
 from .generate import generate
 from .images import grid, save_image
@@ -31,5 +29,3 @@ def run_demo(out, n: int = 6, seed: int = 12345, steps: int = 25, guidance: floa
     print(f"wrote {path} (columns: original | from De-Diffusion text | from human-like caption)")
     return path
 
-
-__all__ = ["run_demo", "torch"]

@@ -28,7 +28,7 @@ SOURCES = {
 def evaluate(model, probe, seed: int, n: int, steps: int = 25, guidance: float = 3.0, batch: int = 100,
              progress: bool = True) -> dict:
     """Probe accuracy per prompt source on ``n`` scenes of stream ``seed``; JSON-ready dict."""
-    train_seed = getattr(model.cfg, "data_seed", None)
+    train_seed = model.cfg.train_seed
     hits: dict[str, list] = {k: [] for k in SOURCES}
     real_hits, texts, examples = [], [], []
     t0 = time.time()
