@@ -94,16 +94,3 @@ def apply_overrides(cfg, overrides: list[str]):
         node[parts[-1]] = _parse_value(text)
     return from_dict(type(cfg), data)
 
-
-def save_json(cfg, path) -> None:
-    from .checkpoint import atomic_write_text
-
-    atomic_write_text(path, json.dumps(to_dict(cfg), indent=2) + "\n")
-
-
-def load_json(cls, path):
-    try:
-        data = json.loads(open(path, encoding="utf-8").read())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    return from_dict(cls, data, where=str(path))

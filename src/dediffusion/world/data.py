@@ -16,7 +16,3 @@ def images_tensor(batch: list[Scene], resolution: int = RESOLUTION) -> torch.Ten
     arr = np.stack([render(s, resolution) for s in batch])  # (B,H,W,3) uint8
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
 
-
-def uint8_images(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
