@@ -55,14 +55,35 @@ def save_tensors(path, tensors: dict[str, torch.Tensor], dtype: torch.dtype | No
     _atomic(path, lambda tmp: save_file(out, tmp, metadata=metadata))
 
 
-def load_tensors(path, dtype: torch.dtype | None = torch.float32) -> dict[str, torch.Tensor]:
+def _existing(path) -> pathlib.Path:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
-    tensors = load_file(str(path))
+    return path
+
+
+def load_tensors(path, dtype: torch.dtype | None = torch.float32) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (the only weight format read: no code runs on load)."""
+    path = _existing(path)
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # SafetensorError and friends: a truncated or foreign file
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     return tensors
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The string metadata of a safetensors file (read from its header only)."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def write_json(path, data) -> None:

@@ -1,12 +1,13 @@
 """Pieces shared by the training runners: lr schedule, EMA, exact save/resume."""
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 
 import torch
 
-from ..checkpoint import load_tensors, read_json, save_tensors, write_json
+from ..checkpoint import load_tensors, read_json, read_metadata, save_tensors, write_json
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, final_fraction: float = 0.01) -> float:
@@ -54,32 +55,68 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
     opt.load_state_dict(sd)
 
 
+TRAIN_STATE = "train_state.safetensors"
+_GROUPS = ("params", "ema", "optimizer")
+
+
 def save_train_state(folder, step: int, params: dict, ema: EMA | None, opt, extra: dict | None = None) -> None:
-    """Write the resumable state (fp32) atomically; the step file is written last."""
+    """Write the whole resumable state (fp32) as one safetensors file, atomically.
+
+    One file renamed into place means a kill at any moment leaves the previous
+    checkpoint or the new one, never parameters of one step beside the
+    optimizer of another. The step lives in the file's metadata;
+    ``train_state.json`` (written after it) is a copy for people.
+    """
     folder = pathlib.Path(folder)
-    save_tensors(folder / "train_params.safetensors", params)
+    tensors = {f"params/{k}": v for k, v in params.items()}
     if ema is not None:
-        save_tensors(folder / "train_ema.safetensors", ema.shadow)
-    save_tensors(folder / "train_optimizer.safetensors", optimizer_tensors(opt))
-    write_json(folder / "train_state.json", {"step": step, **(extra or {})})
+        tensors.update({f"ema/{k}": v for k, v in ema.shadow.items()})
+    tensors.update({f"optimizer/{k}": v for k, v in optimizer_tensors(opt).items()})
+    meta = {"step": step, **(extra or {})}
+    save_tensors(folder / TRAIN_STATE, tensors, metadata={"train_state": json.dumps(meta)})
+    write_json(folder / "train_state.json", meta)
+
+
+def read_train_state(folder) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+    """(meta with ``step``, {"params"|"ema"|"optimizer": tensors}) as ``save_train_state`` wrote them."""
+    path = pathlib.Path(folder) / TRAIN_STATE
+    if not path.is_file() and (pathlib.Path(folder) / "train_params.safetensors").is_file():
+        return _read_legacy_train_state(pathlib.Path(folder))
+    meta = json.loads(read_metadata(path).get("train_state", "null"))
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise ValueError(f"{path}: no training step in its metadata")
+    groups: dict[str, dict[str, torch.Tensor]] = {g: {} for g in _GROUPS}
+    for key, value in load_tensors(path, dtype=None).items():
+        group, name = key.split("/", 1)
+        groups[group][name] = value
+    return meta, groups
 
 
 def load_train_state(folder, params: dict, ema: EMA | None, opt) -> dict:
-    """Restore what ``save_train_state`` wrote; returns the JSON (with ``step``)."""
-    folder = pathlib.Path(folder)
-    meta = read_json(folder / "train_state.json")
-    saved = load_tensors(folder / "train_params.safetensors", dtype=None)
+    """Restore what ``save_train_state`` wrote; returns the metadata (with ``step``)."""
+    meta, saved = read_train_state(folder)
+    missing = sorted(set(params) - set(saved["params"]))
+    if missing:
+        raise ValueError(f"{pathlib.Path(folder) / TRAIN_STATE} does not match the model: no {missing[0]!r}")
     with torch.no_grad():
         for k, p in params.items():
-            p.copy_(saved[k])
+            p.copy_(saved["params"][k])
     if ema is not None:
-        ema.shadow = load_tensors(folder / "train_ema.safetensors", dtype=None)
-    load_optimizer_tensors(opt, load_tensors(folder / "train_optimizer.safetensors", dtype=None))
+        ema.shadow = saved["ema"]
+    load_optimizer_tensors(opt, saved["optimizer"])
     return meta
 
 
+def _read_legacy_train_state(folder: pathlib.Path):
+    """Runs written before the one-file state: train_{params,ema,optimizer}.safetensors + train_state.json."""
+    groups = {g: load_tensors(folder / f"train_{g}.safetensors", dtype=None)
+              for g in _GROUPS if (folder / f"train_{g}.safetensors").is_file()}
+    return read_json(folder / "train_state.json"), {"ema": {}, "optimizer": {}, **groups}
+
+
 def has_train_state(folder) -> bool:
-    return (pathlib.Path(folder) / "train_state.json").is_file()
+    folder = pathlib.Path(folder)
+    return (folder / TRAIN_STATE).is_file() or (folder / "train_params.safetensors").is_file()
 
 
 def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, start: int, lr: float, warmup: int,
