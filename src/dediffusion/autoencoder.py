@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
+from .checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from .config import from_dict, to_dict
 from .decoders import freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
-from .pretrained import resolve
+from .pretrained import resolve_in
 from .text_head import TextHead, TextHeadConfig, collision_rate
 from .tokenizer import allowed_ids, decode_ids
 
@@ -28,7 +28,7 @@ class DeDiffusionConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: TextHeadConfig = field(default_factory=TextHeadConfig)
     allow_words: tuple[str, ...] = ()  # for head.vocab == "allow_list"
-    decoder_path: str = ""  # where the decoder was loaded from at training time
+    decoder_path: str = ""  # the decoder trained against: "shipped:NAME" or a path inside this folder
     decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
     train_seed: int = 0  # scene stream used for training; evaluation must use another
 
@@ -114,11 +114,12 @@ def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
     against (``decoder_path`` in its config) unless ``decoder_folder`` is given."""
     folder = pathlib.Path(folder)
     cfg = load_config(folder)
-    decoder_folder = resolve(decoder_folder or cfg.decoder_path, "decoder")
+    if decoder_folder is None:  # from the config: it may not point outside this folder
+        decoder_folder = resolve_in(folder, cfg.decoder_path, "decoder", field="encoder.json: decoder_path")
     decoder = load_decoder(decoder_folder)
     model = DeDiffusion(cfg, decoder)
-    state = load_tensors(safe_child(folder, "encoder.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    weights = safe_child(folder, "encoder.safetensors")
+    missing, unexpected = load_state(model, load_tensors(weights), weights, strict=False)
     bad = [k for k in missing if not k.startswith("decoder.")] + list(unexpected)
     if bad:
         raise ValueError(f"{folder}/encoder.safetensors does not match its config: {bad[:3]}")

@@ -44,6 +44,13 @@ def atomic_write_text(path, text: str) -> None:
     _atomic(path, write)
 
 
+def atomic_copy(src, dst) -> None:
+    """Copy a file so that ``dst`` is either absent/old or complete, never half-written."""
+    import shutil
+
+    _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
 def save_tensors(path, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None, metadata=None) -> None:
     """Write tensors to safetensors atomically; floating tensors cast to ``dtype`` if given."""
     out = {}
@@ -95,9 +102,21 @@ def read_json(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where, strict: bool = True):
+    """``module.load_state_dict`` with a one-line ValueError naming ``where`` on missing keys or wrong shapes."""
+    try:
+        return module.load_state_dict(tensors, strict=strict)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split("\n", 1)[-1].split())
+        raise ValueError(f"{where} does not match its config: {detail[:300]}") from None
 
 
 def safe_child(folder, name: str) -> pathlib.Path:

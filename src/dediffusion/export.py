@@ -7,6 +7,8 @@ import shutil
 import torch
 
 from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
+from .decoders import copy_decoder
+from .pretrained import SHIPPED_PREFIX, resolve_in
 
 _FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
 
@@ -22,6 +24,9 @@ def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.floa
         meta["config"]["decoder_path"] = decoder_ref
     save_tensors(safe_child(out, f"{name}.safetensors"), load_tensors(safe_child(run, f"{name}.safetensors"), None), dtype)
     write_json(safe_child(out, f"{name}.json"), meta)
+    ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
+    if ref and not ref.startswith(SHIPPED_PREFIX):  # the run's own copy of its decoder travels with it
+        copy_decoder(resolve_in(run, ref, "decoder", "decoder_path"), safe_child(out, ref))
     for extra in ("train_config.json", "train_state.json"):
         if (run / extra).is_file():
             shutil.copyfile(run / extra, safe_child(out, extra))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
-from ..checkpoint import read_json, safe_child
+from ..checkpoint import atomic_copy, read_json, safe_child
 from .builtin import BuiltinDecoder, BuiltinDecoderConfig
 
 DECODER_KINDS = {"builtin": BuiltinDecoder}
@@ -24,6 +24,16 @@ def load_decoder(folder):
     return DECODER_KINDS[kind].load(folder, meta.get("config", {}))
 
 
+DECODER_FILES = ("decoder.json", "decoder.safetensors")  # what ``save`` writes and ``load`` reads
+
+
+def copy_decoder(src, dst) -> pathlib.Path:
+    """Copy a decoder checkpoint's files into ``dst`` (atomically, file by file); returns ``dst``."""
+    for name in DECODER_FILES:
+        atomic_copy(safe_child(src, name), safe_child(dst, name))
+    return pathlib.Path(dst)
+
+
 def freeze(decoder) -> None:
     """Frozen decoder (paper, Sec. 3): no gradients, eval mode."""
     decoder.eval()
@@ -31,4 +41,4 @@ def freeze(decoder) -> None:
         p.requires_grad_(False)
 
 
-__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "freeze", "load_decoder"]
+__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "copy_decoder", "freeze", "load_decoder"]

@@ -135,9 +135,10 @@ class BuiltinDecoder(nn.Module, TextConditioner):
 
     @classmethod
     def load(cls, folder, config: dict) -> "BuiltinDecoder":
-        from ..checkpoint import load_tensors, safe_child
+        from ..checkpoint import load_state, load_tensors, safe_child
         from ..config import from_dict
 
         model = cls(from_dict(BuiltinDecoderConfig, config, where=f"{folder}/decoder.json:config"))
-        model.load_state_dict(load_tensors(safe_child(folder, "decoder.safetensors")))
+        weights = safe_child(folder, "decoder.safetensors")
+        load_state(model, load_tensors(weights), weights)
         return model

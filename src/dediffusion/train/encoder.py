@@ -18,8 +18,8 @@ from .. import diffusion
 from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
 from ..checkpoint import write_json
 from ..config import to_dict
-from ..decoders import load_decoder
-from ..pretrained import resolve
+from ..decoders import copy_decoder, load_decoder
+from ..pretrained import resolve, shipped_ref
 from ..text_head import TextHeadConfig, temperature
 from ..world.data import images_tensor, scenes
 from ..world.scenes import vocabulary_words
@@ -60,8 +60,19 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int):
     return model(images, tau, t, noise, generator=gen, hard=hard)
 
 
-def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
-    model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": str(decoder_folder),
+def decoder_reference(decoder_folder, out) -> str:
+    """What the encoder's config records: ``shipped:decoder``, or a copy inside ``out`` (configs may not
+    point outside their folder, so a finished run folder is self-contained and can be moved)."""
+    ref = shipped_ref(decoder_folder)
+    if ref is None:
+        copy_decoder(decoder_folder, pathlib.Path(out) / "decoder")
+        ref = "decoder"
+    return ref
+
+
+def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None = None) -> DeDiffusion:
+    ref = str(decoder_folder) if decoder_ref is None else decoder_ref
+    model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": ref,
                                      "decoder_sha256": weights_sha256(decoder_folder),
                                      "train_seed": cfg.data_seed})
     torch.manual_seed(cfg.seed)
@@ -75,7 +86,7 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
                   stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated."""
     out = pathlib.Path(out)
-    model = build_model(cfg, decoder_folder).train()
+    model = build_model(cfg, decoder_folder, decoder_reference(decoder_folder, out)).train()
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0

@@ -117,10 +117,11 @@ def save_probe(probe: Probe, folder, dtype=torch.float16, extra: dict | None = N
 
 
 def load_probe(folder) -> Probe:
-    from ..checkpoint import load_tensors, read_json, safe_child
+    from ..checkpoint import load_state, load_tensors, read_json, safe_child
     from ..config import from_dict
 
     meta = read_json(safe_child(folder, "probe.json"))
-    probe = Probe(from_dict(ProbeConfig, meta["config"], where=f"{folder}/probe.json:config"))
-    probe.load_state_dict(load_tensors(safe_child(folder, "probe.safetensors")))
+    probe = Probe(from_dict(ProbeConfig, meta.get("config", {}), where=f"{folder}/probe.json:config"))
+    weights = safe_child(folder, "probe.safetensors")
+    load_state(probe, load_tensors(weights), weights)
     return probe.eval()
