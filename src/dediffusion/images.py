@@ -92,7 +92,7 @@ def _reason(e: Exception) -> str:
     text = str(e)
     if "cannot identify image file" in text:
         return "not an image or unsupported format"
-    if "truncated" in text or "broken data stream" in text:
+    if "truncated" in text.lower() or "broken data stream" in text:
         return f"truncated or corrupt image data ({text.splitlines()[0] if text else type(e).__name__})"
     return " ".join(text.split()) or type(e).__name__
 
