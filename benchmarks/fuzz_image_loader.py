@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/fuzz_image_loader.py --seconds 300
 
 Uses atheris (coverage-guided, libFuzzer; `pip install atheris==3.0.0`) when it imports, else a
-hypothesis-driven random-mutation loop. Seeds are small valid images of every format and mode the
+seeded random-mutation loop. Seeds are small valid images of every format and mode the
 loader supports. Writes benchmarks/fuzz_image_loader.{json,md}; a finding is any exception other
 than ImageInputError, or an input that takes longer than --slow seconds.
 """
@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,7 @@ class Recorder:
 
         self.load, self.expected = load_image, ImageInputError
         self.stats_path, self.slow = stats_path, slow
-        self.path = os.path.join(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None), "input.img")
+        self.path = os.path.join(os.path.dirname(stats_path), "input.img")  # removed with the work folder
         self.stats = {"runs": 0, "ok": 0, "image_input_error": 0, "findings": {}, "slowest_s": 0.0, "reasons": {}}
         self.t0 = time.time()
 
@@ -114,7 +115,7 @@ def run_atheris(corpus: str, stats: str, seconds: int, slow: float) -> None:
     atheris.Fuzz()
 
 
-def run_hypothesis(seeds: dict[str, bytes], stats: str, seconds: int, slow: float) -> None:
+def run_mutations(seeds: dict[str, bytes], stats: str, seconds: int, slow: float) -> None:
     """Fallback: random byte-level mutations of the seeds (flip, insert, delete, splice, truncate)."""
     import random
 
@@ -162,7 +163,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=120)
     ap.add_argument("--slow", type=float, default=2.0, help="an input slower than this is a finding")
-    ap.add_argument("--engine", choices=("auto", "atheris", "hypothesis"), default="auto")
+    ap.add_argument("--engine", choices=("auto", "atheris", "mutate"), default="auto")
     ap.add_argument("--out", default=os.path.join(HERE, "fuzz_image_loader"))
     ap.add_argument("--child", nargs=2, metavar=("CORPUS", "STATS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -175,7 +176,7 @@ def main() -> None:
             import atheris  # noqa: F401
             engine = "atheris"
         except ImportError:
-            engine = "hypothesis"
+            engine = "mutate"
     seeds = seed_inputs()
     work = tempfile.mkdtemp()
     stats = os.path.join(work, "stats.json")
@@ -191,10 +192,12 @@ def main() -> None:
 
         engine = f"atheris {version('atheris')} (coverage-guided, libFuzzer)"
     else:
-        run_hypothesis(seeds, stats, a.seconds, a.slow)
-        engine = "random byte mutations of valid seeds (atheris not installed)"
+        run_mutations(seeds, stats, a.seconds, a.slow)
+        engine = "random byte mutations of valid seeds (no atheris)"
     with open(stats) as f:
-        report(json.load(f), engine, "OMP_NUM_THREADS=1 python " + " ".join(sys.argv), a.out)
+        stats_data = json.load(f)
+    shutil.rmtree(work, ignore_errors=True)
+    report(stats_data, engine, "OMP_NUM_THREADS=1 python " + " ".join(sys.argv), a.out)
     print(open(a.out + ".md").read())
 
 

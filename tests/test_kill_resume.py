@@ -47,9 +47,13 @@ def test_sigkilled_training_resumes_to_identical_weights(tiny_decoder_dir, tmp_p
 
     import dediffusion.train.encoder as runner
 
-    steps_run = []
-    real_step = runner.encoder_step
-    monkeypatch.setattr(runner, "encoder_step", lambda model, cfg, step: steps_run.append(step) or real_step(model, cfg, step))
+    steps_run, real_step = [], runner.encoder_step
+
+    def counted(model, cfg, step):
+        steps_run.append(step)
+        return real_step(model, cfg, step)
+
+    monkeypatch.setattr(runner, "encoder_step", counted)
     assert main(_args(killed, tiny_decoder_dir) + ["--resume"]) == 0
     assert steps_run == list(range(at_kill, STEPS))  # it continued; it did not start again
     monkeypatch.undo()

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .images import ImageInputError, load_image
+from .images import ImageInputError, display_path, load_image
 from .inputs import InputItem, iter_inputs
 
 Loader = Callable[[], torch.Tensor]  # () -> (3,R,R), or raises ImageInputError
@@ -98,7 +98,7 @@ class StreamSink:
 
     def write(self, records: list[dict]) -> None:
         for r in records:
-            line = json.dumps(r, ensure_ascii=True) if self.fmt == "jsonl" else f"{r['image']}\t{r['text']}"
+            line = json.dumps(r, ensure_ascii=True) if self.fmt == "jsonl" else f"{display_path(r['image'])}\t{r['text']}"
             self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -57,7 +57,6 @@ def cmd_decode(a) -> int:
     from .generate import generate
     from .images import save_image
     from .pretrained import resolve
-
     from .prompts import check_prompt, clean_prompt
 
     if not clean_prompt(a.text) and not a.allow_empty:
