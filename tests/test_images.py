@@ -127,3 +127,44 @@ def test_valid_and_cut_images_load_or_raise_image_input_error(tmp_path, w, h, mo
         return
     assert x.shape == (3, 12, 12) and x.dtype == torch.float32
     assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="covered by test_permission_denied")
+def test_permission_denied_for_a_real_unprivileged_reader():
+    """As root, fork and become 'nobody': an unreadable file and an unreadable folder each give one error."""
+    import shutil
+    import tempfile
+
+    top = tempfile.mkdtemp()
+    os.chmod(top, 0o755)
+    locked, closed = os.path.join(top, "locked.png"), os.path.join(top, "closed")
+    with open(locked, "wb") as f:
+        f.write(encoded(noise_image(4, 4), "PNG"))
+    os.chmod(locked, 0)
+    os.makedirs(closed)
+    os.chmod(closed, 0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop root, report one line per input, exit without running pytest's teardown
+        code = 0
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            lines = []
+            for it in iter_inputs([top]):
+                try:
+                    lines.append(it.error or str(tuple(load_image(it.path, 4).shape)))
+                except ImageInputError as e:
+                    lines.append(str(e))
+            os.write(write_end, "\n".join(lines).encode())
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, f"child failed: {e!r}".encode())
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    os.chmod(closed, 0o755)
+    shutil.rmtree(top)
+    assert sorted(out.splitlines()) == sorted([f"{closed}: permission denied", f"{locked}: permission denied"]), out
