@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ class Recorder:
             self.stats["ok"] += 1
         except self.expected as e:
             self.stats["image_input_error"] += 1
-            reason = str(e).split(": ", 1)[-1].split(" (")[0][:60]
+            reason = re.sub(r"\d+", "N", str(e).split(": ", 1)[-1].split(" (")[0][:60])  # group by kind
             self.stats["reasons"][reason] = self.stats["reasons"].get(reason, 0) + 1
         except Exception as e:  # a finding: anything else escaping the loader
             self._finding(f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}", data,
@@ -141,8 +142,9 @@ def run_mutations(seeds: dict[str, bytes], stats: str, seconds: int, slow: float
 
 
 def report(stats: dict, engine: str, command: str, out: str) -> None:
-    result = {"command": command, "engine": engine, "python": sys.version.split()[0], **stats,
-              "findings_count": len(stats["findings"])}
+    top = dict(sorted(stats["reasons"].items(), key=lambda kv: -kv[1])[:30])
+    result = {"command": command, "engine": engine, "python": sys.version.split()[0], **stats, "reasons": top,
+              "distinct_reasons": len(stats["reasons"]), "findings_count": len(stats["findings"])}
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=2, sort_keys=True)
     rate = stats["runs"] / max(stats.get("seconds", 1), 1e-9)
