@@ -19,7 +19,7 @@ from .config import from_dict, to_dict
 from .decoders import freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
 from .pretrained import resolve
-from .text_head import TextHead, TextHeadConfig, collision_rate
+from .text_head import TextHead, TextHeadConfig, batch_diversity, collision_rate
 from .tokenizer import allowed_ids, decode_ids
 
 
@@ -75,13 +75,15 @@ class DeDiffusion(nn.Module):
         logits = self.forward_encoder(images)
         denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise)
         repeat = collision_rate(logits).mean()  # (), logged even when not penalised
-        loss = denoise + self.cfg.head.repeat_penalty * repeat if self.cfg.head.repeat_penalty else denoise
+        sameness = batch_diversity(logits)  # ()
+        head = self.cfg.head
+        loss = denoise + head.repeat_penalty * repeat + head.diversity_weight * sameness
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
             probs = logits.float().softmax(-1)
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
-        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "distinct": distinct,
+        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "same": sameness.item(), "distinct": distinct,
                       "entropy": entropy.item(), "tau": tau}
 
     # --- inference -------------------------------------------------------------------
