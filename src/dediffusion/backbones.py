@@ -13,6 +13,7 @@ Each model gets its own preprocessing, read from its ``preprocessor_config.json`
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ VISION_CLASSES = {  # model_type in config.json -> transformers class giving pat
     "dinov2": "Dinov2Model",
     "vit": "ViTModel",
 }
+# Heads that do not feed the patch tokens are not built: an unfrozen backbone then has no parameter
+# without a gradient (which DDP would reject) and no unused weights in the checkpoint.
+_NO_HEAD = {"vit": {"add_pooling_layer": False}, "siglip": {"vision_use_head": False},
+            "siglip_vision_model": {"vision_use_head": False}}
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL codes; others (lanczos, box, ...) -> bicubic
 
 
@@ -114,6 +119,18 @@ def _read_json(ref: str, name: str) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
 class HFBackbone(nn.Module):
     """A transformers vision model: (B,3,H,W) in [0,1] -> all output tokens (B, M, hidden)."""
 
@@ -128,7 +145,12 @@ class HFBackbone(nn.Module):
         cls = getattr(transformers, VISION_CLASSES[model_type])
         self.prep = parse_preprocess(_read_json(ref, "preprocessor_config.json"), f"{ref}/preprocessor_config.json")
         local = pathlib.Path(ref).is_dir()
-        self.net = cls.from_pretrained(ref, local_files_only=local, use_safetensors=True)
+        with _quiet_transformers():  # a full CLIP checkpoint lists every text-tower key as unused
+            self.net = cls.from_pretrained(ref, local_files_only=local, use_safetensors=True,
+                                           **_NO_HEAD.get(model_type, {}))
+        tower = getattr(self.net, "vision_model", self.net)  # transformers < 5 nests the tower
+        if model_type.startswith("clip") and hasattr(tower, "post_layernorm"):
+            tower.post_layernorm = nn.Identity()  # CLIP: it only feeds the pooled output
         self.model_type = model_type
         self.out_dim = int(self.net.config.hidden_size)
 

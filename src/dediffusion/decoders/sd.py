@@ -75,11 +75,17 @@ class StableDiffusionDecoder(nn.Module, TextConditioner):
         if options.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {options.precision!r}; expected one of {', '.join(PRECISIONS)}")
         self.ref, self.options = str(ref), options
-        self.tokenizer = _from_pretrained(CLIPTokenizer, self.ref, "tokenizer")
         self.text_encoder = _from_pretrained(CLIPTextModel, self.ref, "text_encoder", use_safetensors=True)
+        self.tokenizer = _from_pretrained(CLIPTokenizer, self.ref, "tokenizer")
+        vocab = self.text_encoder.get_input_embeddings().num_embeddings
+        if len(self.tokenizer) != vocab:  # transformers builds an empty tokenizer from a missing folder
+            raise ValueError(f"{ref}: the tokenizer has {len(self.tokenizer)} tokens but the text encoder embeds {vocab}")
         self.vae = _from_pretrained(AutoencoderKL, self.ref, "vae", use_safetensors=True)
         self.unet = _from_pretrained(UNet2DConditionModel, self.ref, "unet", use_safetensors=True)
-        self.scheduler = _from_pretrained(DDPMScheduler, self.ref, "scheduler")  # the training schedule
+        scheduler = _from_pretrained(DDPMScheduler, self.ref, "scheduler")  # the training schedule
+        # SD ships a PNDM config without clip_sample, which DDPM/DDIM read as True; clipping latents to
+        # [-1, 1] is wrong, and StableDiffusionPipeline turns it off the same way
+        self.scheduler = DDPMScheduler.from_config(scheduler.config, clip_sample=False)
         positions = self.text_encoder.config.max_position_embeddings
         if not self.tokenizer.model_max_length or self.tokenizer.model_max_length > positions:
             self.tokenizer.model_max_length = positions  # a tokenizer config without it reads as "unlimited"
