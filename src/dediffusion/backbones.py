@@ -151,6 +151,9 @@ class HFBackbone(nn.Module):
         tower = getattr(self.net, "vision_model", self.net)  # transformers < 5 nests the tower
         if model_type.startswith("clip") and hasattr(tower, "post_layernorm"):
             tower.post_layernorm = nn.Identity()  # CLIP: it only feeds the pooled output
+        for name, p in self.net.named_parameters():
+            if name.endswith("mask_token"):  # DINOv2 / ViT: only for masked-image pretraining
+                p.requires_grad_(False)
         self.model_type = model_type
         self.out_dim = int(self.net.config.hidden_size)
 
