@@ -106,6 +106,15 @@ def test_gradient_checkpointing_gives_the_same_gradients_and_bf16_stays_close(sd
     assert F.cosine_similarity(results["bf16"][1].flatten(), results["plain"][1].flatten(), dim=0) > 0.9
 
 
+def test_resolution_option_changes_the_latent_size(sd_dir):
+    dec = load_decoder(sd_dir, StableDiffusionOptions(resolution=2 * IMAGE))
+    assert dec.resolution == 2 * IMAGE and dec.latent_shape(1) == (1, 4, IMAGE, IMAGE)
+    loss = dec.loss(torch.rand(1, 3, 2 * IMAGE, 2 * IMAGE), dec.text_states(["a cat"]), torch.tensor([500]))
+    assert loss.shape == (1,) and torch.isfinite(loss).all()
+    with pytest.raises(ValueError, match="not a multiple of the VAE factor"):
+        load_decoder(sd_dir, StableDiffusionOptions(resolution=IMAGE + 1))
+
+
 def test_unknown_precision_and_bad_folders_are_one_line_errors(sd_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown precision"):
         load_decoder(sd_dir, StableDiffusionOptions(precision="int8"))

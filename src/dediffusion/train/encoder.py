@@ -101,11 +101,12 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
 
 
 def build_model(cfg: EncoderTrainConfig, decoder_folder) -> DeDiffusion:
+    decoder = load_decoder(decoder_folder, cfg.model.sd)  # first: a hub model is then cached and can be hashed
     model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": str(decoder_folder),
                                      "decoder_sha256": fingerprint(decoder_folder),
                                      "train_seed": cfg.data_seed})
-    torch.manual_seed(cfg.seed)
-    model = DeDiffusion(model_cfg, load_decoder(decoder_folder, cfg.model.sd))
+    torch.manual_seed(cfg.seed)  # after loading: the encoder's init never depends on what loaders draw
+    model = DeDiffusion(model_cfg, decoder)
     if cfg.model.encoder.backbone == "attribute_cnn":
         model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
     return model
