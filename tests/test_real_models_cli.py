@@ -19,7 +19,8 @@ from dediffusion.world.scenes import render
 
 from .tiny_models import IMAGE, save_tiny_sd, save_tiny_vision
 
-TINY_ENCODER = ["model.encoder.width=16", "model.encoder.heads=2", "model.encoder.blocks=1", "model.encoder.num_tokens=6"]
+TINY_ENCODER = ["model.encoder.width=16", "model.encoder.heads=2", "model.encoder.blocks=1",
+                "model.encoder.num_tokens=6"]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def _train_args(run, sd, backbone, *extra):
     return ["train", "--out", str(run), "--decoder", str(sd), *(a for s in sets for a in ("--set", s)), *extra]
 
 
-@pytest.mark.parametrize("kind,prediction", [("clip", "epsilon"), ("siglip", "v_prediction"), ("dinov2", "v_prediction")])
+@pytest.mark.parametrize("kind,prediction",
+                         [("clip", "epsilon"), ("siglip", "v_prediction"), ("dinov2", "v_prediction")])
 def test_train_encode_decode_with_stable_diffusion(dirs, kind, prediction, tmp_path, capsys):
     sd, run = dirs[prediction], tmp_path / "run"
     before = _tree_sha(sd)
@@ -78,8 +80,8 @@ def test_train_encode_decode_with_stable_diffusion(dirs, kind, prediction, tmp_p
 
 
 def test_gradient_reaches_the_encoder_and_not_the_stable_diffusion_decoder(dirs):
-    cfg = from_dict(EncoderTrainConfig, {"model": {"encoder": {"backbone": f"hf:{dirs['clip']}", "width": 16, "heads": 2,
-                                                               "blocks": 1, "num_tokens": 6}}})
+    encoder = {"backbone": f"hf:{dirs['clip']}", "width": 16, "heads": 2, "blocks": 1, "num_tokens": 6}
+    cfg = from_dict(EncoderTrainConfig, {"model": {"encoder": encoder}})
     model = build_model(cfg, dirs["v_prediction"]).train()
     images = torch.rand(2, 3, IMAGE, IMAGE)
     loss, _ = model(images, 1.0, torch.tensor([300, 900]), torch.randn(2, 4, IMAGE // 2, IMAGE // 2),

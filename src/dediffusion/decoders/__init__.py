@@ -26,7 +26,7 @@ def load_decoder(ref, sd: StableDiffusionOptions | None = None):
         return StableDiffusionDecoder(ref, sd or StableDiffusionOptions())
     folder = pathlib.Path(ref)
     if folder.is_dir() and not (folder / "decoder.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a decoder (no decoder.json, nor model_index.json of a diffusers folder)")
+        raise FileNotFoundError(f"{folder}: not a decoder (no decoder.json, nor a diffusers model_index.json)")
     meta = read_json(safe_child(folder, "decoder.json"))
     kind = meta.get("kind")
     if kind not in DECODER_KINDS:

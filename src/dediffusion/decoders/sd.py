@@ -59,7 +59,8 @@ def _from_pretrained(cls, ref: str, subfolder: str, **kw):
         return cls.from_pretrained(ref, subfolder=subfolder, local_files_only=local, **kw)
     except (OSError, ValueError, EnvironmentError) as e:
         where = "folder" if local else "no such folder, tried as a hub id"
-        raise ValueError(f"{ref}: cannot load the Stable Diffusion {subfolder!r} ({where}): {str(e).splitlines()[0]}") from None
+        reason = str(e).splitlines()[0]
+        raise ValueError(f"{ref}: cannot load the Stable Diffusion {subfolder!r} ({where}): {reason}") from None
 
 
 class StableDiffusionDecoder(nn.Module, TextConditioner):
@@ -79,7 +80,8 @@ class StableDiffusionDecoder(nn.Module, TextConditioner):
         self.tokenizer = _from_pretrained(CLIPTokenizer, self.ref, "tokenizer")
         vocab = self.text_encoder.get_input_embeddings().num_embeddings
         if len(self.tokenizer) != vocab:  # transformers builds an empty tokenizer from a missing folder
-            raise ValueError(f"{ref}: the tokenizer has {len(self.tokenizer)} tokens but the text encoder embeds {vocab}")
+            raise ValueError(f"{ref}: the tokenizer has {len(self.tokenizer)} tokens "
+                             f"but the text encoder embeds {vocab}")
         self.vae = _from_pretrained(AutoencoderKL, self.ref, "vae", use_safetensors=True)
         self.unet = _from_pretrained(UNet2DConditionModel, self.ref, "unet", use_safetensors=True)
         scheduler = _from_pretrained(DDPMScheduler, self.ref, "scheduler")  # the training schedule
