@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
 from .config import from_dict, to_dict
-from .decoders import freeze, load_decoder
+from .decoders import StableDiffusionOptions, freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
 from .pretrained import resolve
 from .text_head import TextHead, TextHeadConfig, batch_diversity, collision_rate
@@ -31,6 +31,7 @@ class DeDiffusionConfig:
     decoder_path: str = ""  # where the decoder was loaded from at training time
     decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
     train_seed: int = 0  # scene stream used for training; evaluation must use another
+    sd: StableDiffusionOptions = field(default_factory=StableDiffusionOptions)  # when the decoder is Stable Diffusion
 
 
 def weights_sha256(folder) -> str:
@@ -117,7 +118,7 @@ def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
     folder = pathlib.Path(folder)
     cfg = load_config(folder)
     decoder_folder = resolve(decoder_folder or cfg.decoder_path, "decoder")
-    decoder = load_decoder(decoder_folder)
+    decoder = load_decoder(decoder_folder, cfg.sd)
     model = DeDiffusion(cfg, decoder)
     state = load_tensors(safe_child(folder, "encoder.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -2,7 +2,9 @@
 
 An adapter exposes ``tokenizer``, ``token_embedding`` (V, D), ``text_states``,
 ``text_states_from_embeds``, ``loss`` (per-sample denoising loss of images in
-[0, 1]), ``model_fn``/``scheduler`` for sampling, and ``save``/``load``.
+[0, 1]), ``model_fn``/``scheduler``/``latent_shape``/``from_model_space`` for
+sampling, and ``resolution``. The built-in decoder is a checkpoint folder
+(``decoder.json`` + safetensors); Stable Diffusion is a diffusers folder or hub id.
 """
 from __future__ import annotations
 
@@ -10,18 +12,37 @@ import pathlib
 
 from ..checkpoint import read_json, safe_child
 from .builtin import BuiltinDecoder, BuiltinDecoderConfig
+from .sd import StableDiffusionDecoder, StableDiffusionOptions, is_diffusers_ref
 
 DECODER_KINDS = {"builtin": BuiltinDecoder}
 
 
-def load_decoder(folder):
-    """Load a decoder checkpoint folder written by ``save`` (reads its ``decoder.json``)."""
-    folder = pathlib.Path(folder)
+def load_decoder(ref, sd: StableDiffusionOptions | None = None):
+    """A built-in decoder folder (its ``decoder.json``), or Stable Diffusion from a diffusers folder or hub id.
+
+    ``sd`` sets how a Stable Diffusion decoder runs (resolution, autocast, checkpointing).
+    """
+    if is_diffusers_ref(ref):
+        return StableDiffusionDecoder(ref, sd or StableDiffusionOptions())
+    folder = pathlib.Path(ref)
+    if folder.is_dir() and not (folder / "decoder.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a decoder (no decoder.json, nor a diffusers model_index.json)")
     meta = read_json(safe_child(folder, "decoder.json"))
     kind = meta.get("kind")
     if kind not in DECODER_KINDS:
         raise ValueError(f"{folder}/decoder.json: unknown decoder kind {kind!r} (known: {', '.join(DECODER_KINDS)})")
     return DECODER_KINDS[kind].load(folder, meta.get("config", {}))
+
+
+def fingerprint(ref) -> str:
+    """SHA-256 of the frozen decoder's weights, recorded in encoder checkpoints."""
+    if is_diffusers_ref(ref):
+        from .sd import fingerprint as sd_fingerprint
+
+        return sd_fingerprint(ref)
+    from ..autoencoder import weights_sha256
+
+    return weights_sha256(ref)
 
 
 def freeze(decoder) -> None:
@@ -31,4 +52,5 @@ def freeze(decoder) -> None:
         p.requires_grad_(False)
 
 
-__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "freeze", "load_decoder"]
+__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "StableDiffusionDecoder",
+           "StableDiffusionOptions", "fingerprint", "freeze", "load_decoder"]
