@@ -44,6 +44,17 @@ def _one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _error_detail(raw: bytes) -> str:
+    """The message of an OpenAI-style ``{"error": {"message": ...}}`` body, else the body itself."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        error = json.loads(text).get("error")
+        text = error.get("message", text) if isinstance(error, dict) else (error or text)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    return _one_line(text)
+
+
 class RemoteLLM:
     """Chat completions over HTTP; ``complete(prompt)`` sends the prompt as one user message."""
 
@@ -64,7 +75,7 @@ class RemoteLLM:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
-            detail = _one_line(e.read().decode("utf-8", "replace"))
+            detail = _error_detail(e.read())
             msg = f"HTTP {e.code}" + (f": {detail}" if detail else "")
             if e.code == 429 or e.code >= 500:
                 raise _Retryable(msg) from None
