@@ -66,3 +66,16 @@ def test_training_seed_and_overlapping_streams_are_refused():
         run_eval(VQAEvalConfig(seed=0), EchoLLM(), fake_dd_texts, progress=False)
     with pytest.raises(ValueError, match="must differ"):
         run_eval(VQAEvalConfig(seed=3, shot_seed=3), EchoLLM(), fake_dd_texts, progress=False)
+
+
+def test_runs_over_split_sources_merge_to_the_full_run(result):
+    from dediffusion.apps.vqa import merge_results
+
+    cfg = dict(seed=1, shot_seed=2, n_questions=40, shots=(0, 2), n_episodes=10)
+    parts = [run_eval(VQAEvalConfig(sources=s, **cfg), EchoLLM(), fake_dd_texts, progress=False)
+             for s in (SOURCES[:1], SOURCES[1:])]
+    merged = merge_results(parts)
+    assert merged["vqa"] == result["vqa"] and merged["classification"] == result["classification"]
+    assert merged["config"]["sources"] == list(SOURCES)
+    with pytest.raises(ValueError, match="overlap"):
+        merge_results([parts[0], parts[0]])

@@ -111,15 +111,30 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_vqa_eval(a) -> int:
-    from .vqa import VQAEvalConfig, run_eval
-    from ..world.data import images_tensor
+def _report(result: dict, a) -> int:
+    if a.output:
+        pathlib.Path(a.output).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(a.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2) if a.json else _table(result) + f"\n({result['seconds']} s)")
+    return 0
 
+
+def cmd_vqa_eval(a) -> int:
+    from ..world.data import images_tensor
+    from .vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
+
+    if a.merge:
+        return _report(merge_results([json.loads(pathlib.Path(f).read_text()) for f in a.merge]), a)
     shots = tuple(int(s) for s in a.shots.split(",") if s.strip())
+    sources = tuple(s.strip() for s in a.sources.split(",") if s.strip())
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        _err(f"unknown context source(s) {', '.join(unknown)} (sources: {', '.join(SOURCES)})")
+        return 2
     model = _encoder(a.model)
-    cfg = VQAEvalConfig(seed=a.seed, shot_seed=a.shot_seed, n_questions=a.n, shots=shots,
-                        n_episodes=a.episodes, ways=a.ways, batch_size=a.batch_size, max_tokens=a.max_tokens or 8,
-                        train_seed=model.cfg.train_seed)
+    cfg = VQAEvalConfig(seed=a.seed, shot_seed=a.shot_seed, n_questions=a.n, shots=shots, sources=sources,
+                        n_episodes=a.episodes, ways=a.ways, batch_size=a.batch_size,
+                        max_tokens=a.max_tokens or VQAEvalConfig.max_tokens, train_seed=model.cfg.train_seed)
     if cfg.train_seed in (cfg.seed, cfg.shot_seed):
         _err(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
         return 2
@@ -131,12 +146,7 @@ def cmd_vqa_eval(a) -> int:
         with torch.inference_mode():
             return model.texts(images_tensor(scenes, model.decoder.resolution))
 
-    result = run_eval(cfg, llm, dd_texts, progress=not a.json)
-    if a.output:
-        pathlib.Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(a.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2) if a.json else _table(result) + f"\n({result['seconds']} s)")
-    return 0
+    return _report(run_eval(cfg, llm, dd_texts, progress=not a.json), a)
 
 
 def _guarded(func):
@@ -190,6 +200,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--shot-seed", type=int, default=2, help="held-out few-shot example scenes")
     p.add_argument("--n", type=int, default=200, help="questions per (context, shots) cell")
     p.add_argument("--shots", default="0,3", help="comma-separated shot counts")
+    p.add_argument("--sources", default="dediffusion,human_caption,full_caption,no_context",
+                   help="comma-separated context sources")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="combine runs over different --sources instead")
     p.add_argument("--episodes", type=int, default=50, help="classification episodes per context")
     p.add_argument("--ways", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)

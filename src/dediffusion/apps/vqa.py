@@ -34,7 +34,7 @@ class VQAEvalConfig:
     sources: tuple[str, ...] = SOURCES
     n_episodes: int = 50  # few-shot classification episodes per source
     ways: int = 5
-    max_tokens: int = 8  # answers are one or two words
+    max_tokens: int = 12  # answers are a few words; 0-shot answers come as short sentences
     batch_size: int = 8
     train_seed: int = 0
 
@@ -166,4 +166,24 @@ def run_eval(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
     if cfg.n_episodes:
         out.update(eval_classification(cfg, llm, dd_texts, progress))
     out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """Runs over disjoint context sources (same settings otherwise) -> one result, as if run together."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    settings = [{k: v for k, v in p["config"].items() if k != "sources"} for p in parts]
+    if any(s != settings[0] for s in settings) or len({p["llm"] for p in parts}) != 1:
+        raise ValueError("can only merge runs with the same settings and LLM")
+    sources = [s for p in parts for s in p["config"]["sources"]]
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"context sources overlap: {sources}")
+    out = {**parts[0], "config": {**parts[0]["config"], "sources": sources}}
+    for key in ("vqa", "classification"):
+        if key in out:
+            out[key] = {k: v for p in parts for k, v in p[key].items()}
+    out["vqa_examples"] = [e for p in parts for e in p["vqa_examples"]]
+    out["seconds"] = round(sum(p["seconds"] for p in parts), 1)
+    out["seconds_per_run"] = [p["seconds"] for p in parts]
     return out
