@@ -244,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--decoder-ref", help="for encoders: decoder reference to record, e.g. shipped:decoder")
     p.set_defaults(func=cmd_export)
+
+    from .apps.cli import add_parsers as add_llm_parsers  # ask, chat, vqa-eval
+
+    add_llm_parsers(sub)
     return ap
 
 
