@@ -49,9 +49,9 @@ def test_sigkilled_training_resumes_to_identical_weights(tiny_decoder_dir, tmp_p
 
     steps_run, real_step = [], runner.encoder_step
 
-    def counted(model, cfg, step):
+    def counted(model, cfg, step, *args):
         steps_run.append(step)
-        return real_step(model, cfg, step)
+        return real_step(model, cfg, step, *args)
 
     monkeypatch.setattr(runner, "encoder_step", counted)
     assert main(_args(killed, tiny_decoder_dir) + ["--resume"]) == 0

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dediffusion
+from dediffusion import autoencoder
 from dediffusion.autoencoder import DeDiffusionConfig, load_dediffusion
 from dediffusion.checkpoint import read_json, write_json
 from dediffusion.cli import main
@@ -19,8 +20,9 @@ from dediffusion.config import ConfigError, apply_overrides, from_dict, to_dict
 from dediffusion.decoders import load_decoder
 from dediffusion.decoders.builtin import BuiltinDecoderConfig
 from dediffusion.export import export
+from dediffusion.pretrained import resolve_in, shipped
 from dediffusion.train.decoder import DecoderTrainConfig
-from dediffusion.train.encoder import EncoderTrainConfig, train_encoder
+from dediffusion.train.encoder import EncoderTrainConfig, decoder_reference, train_encoder
 from dediffusion.world.probe import ProbeConfig
 
 from .test_autoencoder import tiny_train_cfg
@@ -74,6 +76,61 @@ def test_decoder_path_cannot_leave_the_folder(run_dir, tmp_path, capsys, ref):
     assert main(["encode", str(img), "--model", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def _with_decoder_path(run_dir, folder, ref):
+    shutil.copytree(run_dir, folder)
+    meta = read_json(folder / "encoder.json")
+    meta["config"]["decoder_path"] = ref
+    write_json(folder / "encoder.json", meta)
+    return folder
+
+
+def test_hub_id_in_a_config_is_passed_on_as_an_id(run_dir, tmp_path, monkeypatch):
+    """A hub id is no path: it reaches the loader as the id, never as a folder the config chose."""
+    seen = []
+
+    def fake_load(ref, sd=None):
+        seen.append(ref)
+        raise ValueError("no hub here")
+
+    monkeypatch.setattr(autoencoder, "load_decoder", fake_load)
+    bad = _with_decoder_path(run_dir, tmp_path / "hub", "stabilityai/stable-diffusion-2-1-base")
+    with pytest.raises(ValueError, match="no hub here"):
+        load_dediffusion(bad)
+    assert seen == ["stabilityai/stable-diffusion-2-1-base"]
+    assert resolve_in(bad, "org/name", "decoder") == bad.resolve() / "org" / "name"  # hub ids only where asked
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "name").mkdir(parents=True)  # the same name as a folder of the working directory
+    with pytest.raises(ValueError, match="also a folder in the working directory"):
+        resolve_in(bad, "org/name", "decoder", hub=True)
+
+
+def test_decoder_reference_copies_builtin_and_records_stable_diffusion(tiny_decoder_dir, tmp_path):
+    out = tmp_path / "run"
+    assert decoder_reference(shipped("decoder"), out) == "shipped:decoder"
+    assert not (out / "decoder").exists()
+    assert decoder_reference(tiny_decoder_dir, out) == "decoder"
+    copied = (out / "decoder" / "decoder.safetensors").read_bytes()
+    assert copied == (tiny_decoder_dir / "decoder.safetensors").read_bytes()
+    sd = tmp_path / "sd"  # a diffusers folder: never copied (GBs), recorded by its absolute path
+    sd.mkdir()
+    (sd / "model_index.json").write_text("{}")
+    elsewhere = tmp_path / "elsewhere"
+    assert decoder_reference(sd, elsewhere) == str(sd.absolute())
+    assert decoder_reference("org/name", elsewhere) == "org/name"
+    assert not elsewhere.exists()
+
+
+def test_local_stable_diffusion_path_needs_the_decoder_given_again(run_dir, tiny_decoder_dir, tmp_path):
+    """An absolute path recorded for a local SD folder is refused from the config, used when given."""
+    run = _with_decoder_path(run_dir, tmp_path / "sd_run", str(tmp_path / "models" / "sd"))
+    with pytest.raises(ValueError, match="outside the checkpoint folder"):
+        load_dediffusion(run)
+    assert load_dediffusion(run, decoder_folder=tiny_decoder_dir).texts(torch.rand(1, 3, 8, 8))
+    exported = export("encoder", run, tmp_path / "exported")  # the reference is kept, nothing copied
+    assert read_json(exported / "encoder.json")["config"]["decoder_path"] == str(tmp_path / "models" / "sd")
+    assert not (exported / "decoder").exists()
 
 
 @pytest.mark.parametrize("change, message", [

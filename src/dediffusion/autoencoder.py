@@ -16,10 +16,10 @@ from torch import nn
 
 from .checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from .config import from_dict, to_dict
-from .decoders import freeze, load_decoder
+from .decoders import StableDiffusionOptions, freeze, load_decoder
 from .encoder import EncoderConfig, ImageEncoder
-from .pretrained import resolve_in
-from .text_head import TextHead, TextHeadConfig, collision_rate
+from .pretrained import resolve, resolve_in
+from .text_head import TextHead, TextHeadConfig, batch_diversity, collision_rate
 from .tokenizer import allowed_ids, decode_ids
 
 
@@ -28,9 +28,12 @@ class DeDiffusionConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: TextHeadConfig = field(default_factory=TextHeadConfig)
     allow_words: tuple[str, ...] = ()  # for head.vocab == "allow_list"
-    decoder_path: str = ""  # the decoder trained against: "shipped:NAME" or a path inside this folder
+    # the decoder trained against: "shipped:NAME", a path inside this folder, a hub id, or (recorded
+    # only, loaded only when given again explicitly) the absolute path of a local Stable Diffusion folder
+    decoder_path: str = ""
     decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
     train_seed: int = 0  # scene stream used for training; evaluation must use another
+    sd: StableDiffusionOptions = field(default_factory=StableDiffusionOptions)  # when the decoder is Stable Diffusion
 
 
 def weights_sha256(folder) -> str:
@@ -75,13 +78,15 @@ class DeDiffusion(nn.Module):
         logits = self.forward_encoder(images)
         denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise)
         repeat = collision_rate(logits).mean()  # (), logged even when not penalised
-        loss = denoise + self.cfg.head.repeat_penalty * repeat if self.cfg.head.repeat_penalty else denoise
+        sameness = batch_diversity(logits)  # ()
+        head = self.cfg.head
+        loss = denoise + head.repeat_penalty * repeat + head.diversity_weight * sameness
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
             probs = logits.float().softmax(-1)
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
-        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "distinct": distinct,
+        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "same": sameness.item(), "distinct": distinct,
                       "entropy": entropy.item(), "tau": tau}
 
     # --- inference -------------------------------------------------------------------
@@ -114,9 +119,11 @@ def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
     against (``decoder_path`` in its config) unless ``decoder_folder`` is given."""
     folder = pathlib.Path(folder)
     cfg = load_config(folder)
-    if decoder_folder is None:  # from the config: it may not point outside this folder
-        decoder_folder = resolve_in(folder, cfg.decoder_path, "decoder", field="encoder.json: decoder_path")
-    decoder = load_decoder(decoder_folder)
+    if decoder_folder:  # given by the user: any path, ``shipped:NAME`` or hub id
+        decoder_folder = resolve(decoder_folder, "decoder")
+    else:  # from the config: shipped, inside this folder, or a hub id; never a path outside it
+        decoder_folder = resolve_in(folder, cfg.decoder_path, "decoder", "encoder.json: decoder_path", hub=True)
+    decoder = load_decoder(decoder_folder, cfg.sd)
     model = DeDiffusion(cfg, decoder)
     weights = safe_child(folder, "encoder.safetensors")
     missing, unexpected = load_state(model, load_tensors(weights), weights, strict=False)

@@ -24,11 +24,11 @@ def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _load_model(path):
+def _load_model(path, decoder=None):
     from .autoencoder import load_dediffusion
     from .pretrained import resolve
 
-    return load_dediffusion(resolve(path, "encoder"))
+    return load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder)
 
 
 def _report_bad(key: str, message: str) -> None:
@@ -44,7 +44,7 @@ def cmd_encode(a) -> int:
     if a.out and a.format == "text":
         _err("--out writes JSONL; drop --format text")
         return 2
-    model = _load_model(a.model)
+    model = _load_model(a.model, a.decoder)
     out = a.out or StreamSink(sys.stdout, a.format or "text")
     summary = encode_stream(model, image_items(a.images, model.decoder.resolution), out, a.batch_size,
                             on_error=_report_bad, progress=None)
@@ -83,7 +83,7 @@ def cmd_reconstruct(a) -> int:
     from .generate import generate
     from .images import display_path, grid, save_image
 
-    model = _load_model(a.model)
+    model = _load_model(a.model, a.decoder)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     summary, used = Summary(), set()
@@ -152,7 +152,10 @@ def cmd_train(a) -> int:
     from .pretrained import resolve
     from .train.encoder import EncoderTrainConfig, train_encoder
 
-    cfg = apply_overrides(EncoderTrainConfig(), a.set)
+    from .configs import preset
+
+    base = preset(a.preset) if a.preset else EncoderTrainConfig()
+    cfg = apply_overrides(base, a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else []))
     train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume, stop_at=a.stop_at)
     return 0
 
@@ -179,6 +182,11 @@ def _sampling_flags(p) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _decoder_flag(p, default: str) -> None:
+    p.add_argument("--decoder", metavar="PATH_OR_ID", help="built-in decoder folder, or Stable Diffusion as a diffusers "
+                   f"folder or hub id (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dediffusion", description="De-Diffusion: images as text and back.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -189,12 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "jsonl"), help="stdout format (default: text)")
     p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it")
     p.add_argument("--batch-size", type=int, default=64)
+    _decoder_flag(p, "the one the encoder was trained against")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")
     p.add_argument("text")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--decoder", help="decoder checkpoint folder (default: shipped)")
+    _decoder_flag(p, "shipped")
     p.add_argument("--scale", type=int, default=8, help="nearest-neighbour upscale of the saved PNG")
     p.add_argument("--allow-empty", action="store_true")
     _sampling_flags(p)
@@ -206,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--scale", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
+    _decoder_flag(p, "the one the encoder was trained against")
     _sampling_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 
@@ -236,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
             p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (continue with --resume)")
         if name == "train":
-            p.add_argument("--decoder", help="frozen decoder folder (default: shipped)")
+            _decoder_flag(p, "shipped")
+            p.add_argument("--preset", help="start from a preset config, e.g. paper_sd21 (see dediffusion/configs/)")
+            p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")
@@ -245,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--decoder-ref", help="for encoders: decoder reference to record, e.g. shipped:decoder")
     p.set_defaults(func=cmd_export)
+
+    from .apps.cli import add_parsers as add_llm_parsers  # ask, chat, vqa-eval
+
+    add_llm_parsers(sub)
     return ap
 
 

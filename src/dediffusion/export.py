@@ -13,6 +13,15 @@ from .pretrained import SHIPPED_PREFIX, resolve_in
 _FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
 
 
+def _own_decoder(run: pathlib.Path, ref: str) -> pathlib.Path | None:
+    """The built-in decoder copied inside ``run``, if ``decoder_path`` names one; None for ``shipped:``,
+    hub ids and Stable Diffusion folders outside the run (those references are kept as they are)."""
+    if not ref or ref.startswith(SHIPPED_PREFIX) or pathlib.Path(ref).is_absolute():
+        return None
+    src = resolve_in(run, ref, "decoder", "decoder_path", hub=True)
+    return src if isinstance(src, pathlib.Path) and (src / "decoder.json").is_file() else None
+
+
 def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.float16) -> pathlib.Path:
     """Copy ``{kind}.safetensors`` (cast to fp16) and ``{kind}.json`` from ``run`` to ``out``."""
     if kind not in _FILES:
@@ -25,8 +34,9 @@ def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.floa
     save_tensors(safe_child(out, f"{name}.safetensors"), load_tensors(safe_child(run, f"{name}.safetensors"), None), dtype)
     write_json(safe_child(out, f"{name}.json"), meta)
     ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
-    if ref and not ref.startswith(SHIPPED_PREFIX):  # the run's own copy of its decoder travels with it
-        copy_decoder(resolve_in(run, ref, "decoder", "decoder_path"), safe_child(out, ref))
+    own = _own_decoder(run, ref)
+    if own is not None:  # the run's own copy of its decoder travels with it
+        copy_decoder(own, safe_child(out, ref))
     for extra in ("train_config.json", "train_state.json"):
         if (run / extra).is_file():
             shutil.copyfile(run / extra, safe_child(out, extra))

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from importlib import resources
 
 SHIPPED_PREFIX = "shipped:"
 NAMES = ("decoder", "encoder", "probe", "backbone")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def shipped(name: str) -> pathlib.Path:
@@ -24,18 +26,32 @@ def resolve(path: str | pathlib.Path | None, default: str) -> pathlib.Path:
     return pathlib.Path(text)
 
 
-def resolve_in(folder, ref: str, default: str, field: str = "path") -> pathlib.Path:
+def is_hub_id(ref: str) -> bool:
+    """Shaped like a model-hub id (``org/name``: two plain names), which is no filesystem path."""
+    return bool(_HUB_ID.fullmatch(ref)) and ".." not in ref
+
+
+def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = False) -> pathlib.Path | str:
     """A path *read from a config file* in ``folder``: ``shipped:NAME``, empty (the shipped ``default``) or
-    a relative path that stays inside ``folder``; absolute paths and '..' escapes are refused."""
+    a relative path that stays inside ``folder``; absolute paths and '..' escapes are refused.
+
+    With ``hub``, a hub id (``org/name``, not a folder inside ``folder``) is returned as the string:
+    the model then comes from the hub cache, never from a path the config chose."""
     from .checkpoint import safe_child
 
     if not ref or ref.startswith(SHIPPED_PREFIX):
         return resolve(ref, default)
     try:
-        return safe_child(folder, ref)
+        path = safe_child(folder, ref)
     except ValueError:
         raise ValueError(f"{folder}: {field} {ref!r} points outside the checkpoint folder; "
                          f"give that folder explicitly (e.g. --decoder) if you trust it") from None
+    if hub and is_hub_id(ref) and not path.exists():
+        if pathlib.Path(ref).exists():  # loaders would read this folder of the working directory instead
+            raise ValueError(f"{folder}: {field} {ref!r} is a hub id but also a folder in the working directory; "
+                             f"give the decoder explicitly (e.g. --decoder)")
+        return ref
+    return path
 
 
 def shipped_ref(folder) -> str | None:

@@ -12,6 +12,7 @@ excluded logits at -inf, at a fraction of the cost.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,8 @@ class TextHeadConfig:
     hard_from: float = 1.0  # fraction of training after which straight-through is used (1.0: never)
     noise_scale: float = 1.0  # Gumbel noise multiplier; 0 with straight_through: the forward is the argmax text
     repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
+    diversity_weight: float = 0.0  # wav2vec 2.0's codebook-diversity loss across the batch (not in the paper)
+    logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
@@ -66,6 +69,19 @@ def collision_rate(logits: torch.Tensor) -> torch.Tensor:
     return same / (n * (n - 1))
 
 
+def batch_diversity(logits: torch.Tensor) -> torch.Tensor:
+    """1 - normalised entropy of the batch-averaged token distribution, averaged over positions ().
+
+    wav2vec 2.0 (Baevski et al. 2020) adds this to its Gumbel quantiser so that
+    codes are used evenly. Here it is 0 when every position spreads its choices
+    over the whole vocabulary across the images of a batch, and 1 when all
+    images get the same token: the collapse to one text for every image.
+    """
+    p = logits.float().softmax(-1).mean(0)  # (N,A)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(-1)  # (N,)
+    return 1 - entropy.mean() / math.log(logits.shape[-1])
+
+
 class TextHead(nn.Module):
     """(B, N, width) -> logits (B, N, A) over the A allowed token ids."""
 
@@ -76,7 +92,7 @@ class TextHead(nn.Module):
         self.proj = nn.Linear(width, len(allowed_ids))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.proj(h)
+        return self.proj(h) * self.cfg.logit_scale  # (B,N,A)
 
     def hard_ids(self, logits: torch.Tensor) -> torch.Tensor:
         """Vocabulary ids of the argmax tokens (B, N)."""

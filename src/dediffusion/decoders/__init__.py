@@ -2,7 +2,9 @@
 
 An adapter exposes ``tokenizer``, ``token_embedding`` (V, D), ``text_states``,
 ``text_states_from_embeds``, ``loss`` (per-sample denoising loss of images in
-[0, 1]), ``model_fn``/``scheduler`` for sampling, and ``save``/``load``.
+[0, 1]), ``model_fn``/``scheduler``/``latent_shape``/``from_model_space`` for
+sampling, and ``resolution``. The built-in decoder is a checkpoint folder
+(``decoder.json`` + safetensors); Stable Diffusion is a diffusers folder or hub id.
 """
 from __future__ import annotations
 
@@ -10,13 +12,21 @@ import pathlib
 
 from ..checkpoint import atomic_copy, read_json, safe_child
 from .builtin import BuiltinDecoder, BuiltinDecoderConfig
+from .sd import StableDiffusionDecoder, StableDiffusionOptions, is_diffusers_ref
 
 DECODER_KINDS = {"builtin": BuiltinDecoder}
 
 
-def load_decoder(folder):
-    """Load a decoder checkpoint folder written by ``save`` (reads its ``decoder.json``)."""
-    folder = pathlib.Path(folder)
+def load_decoder(ref, sd: StableDiffusionOptions | None = None):
+    """A built-in decoder folder (its ``decoder.json``), or Stable Diffusion from a diffusers folder or hub id.
+
+    ``sd`` sets how a Stable Diffusion decoder runs (resolution, autocast, checkpointing).
+    """
+    if is_diffusers_ref(ref):
+        return StableDiffusionDecoder(ref, sd or StableDiffusionOptions())
+    folder = pathlib.Path(ref)
+    if folder.is_dir() and not (folder / "decoder.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a decoder (no decoder.json, nor a diffusers model_index.json)")
     meta = read_json(safe_child(folder, "decoder.json"))
     kind = meta.get("kind")
     if kind not in DECODER_KINDS:
@@ -34,6 +44,17 @@ def copy_decoder(src, dst) -> pathlib.Path:
     return pathlib.Path(dst)
 
 
+def fingerprint(ref) -> str:
+    """SHA-256 of the frozen decoder's weights, recorded in encoder checkpoints."""
+    if is_diffusers_ref(ref):
+        from .sd import fingerprint as sd_fingerprint
+
+        return sd_fingerprint(ref)
+    from ..autoencoder import weights_sha256
+
+    return weights_sha256(ref)
+
+
 def freeze(decoder) -> None:
     """Frozen decoder (paper, Sec. 3): no gradients, eval mode."""
     decoder.eval()
@@ -41,4 +62,5 @@ def freeze(decoder) -> None:
         p.requires_grad_(False)
 
 
-__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "copy_decoder", "freeze", "load_decoder"]
+__all__ = ["BuiltinDecoder", "BuiltinDecoderConfig", "DECODER_KINDS", "StableDiffusionDecoder",
+           "StableDiffusionOptions", "copy_decoder", "fingerprint", "freeze", "is_diffusers_ref", "load_decoder"]

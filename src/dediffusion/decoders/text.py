@@ -3,7 +3,7 @@
 De-Diffusion's text head emits distributions over the vocabulary; they
 multiply the decoder's token-embedding table and enter the text encoder at the
 token positions, with SOS/EOS, padding and position embeddings exactly as for
-ordinary text. Real prompts go through the very same function, so a prompt
+ordinary text (SOS + 75 tokens + EOS = CLIP's 77 positions, paper Sec. 3). Real prompts go through the very same function, so a prompt
 and the hard ids it tokenizes to give identical states.
 """
 from __future__ import annotations
@@ -32,9 +32,11 @@ class TextConditioner:
         length = self.context_length
         if n > length - 2:
             raise ValueError(f"{n} tokens do not fit the decoder's context of {length} (SOS and EOS included)")
-        ids = torch.tensor([self.tokenizer.bos_token_id, self.tokenizer.pad_token_id], device=tok_embeds.device)
-        sos, pad = F.embedding(ids, self.token_embedding).to(tok_embeds.dtype)  # (D,), (D,); EOS == pad
-        seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, pad.expand(b, length - n - 1, -1)], dim=1)  # (B,L,D)
+        tok = self.tokenizer
+        ids = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id], device=tok_embeds.device)
+        sos, eos, pad = F.embedding(ids, self.token_embedding).to(tok_embeds.dtype)  # 3 x (D,)
+        seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, eos.expand(b, 1, -1),
+                         pad.expand(b, length - n - 2, -1)], dim=1)  # (B,L,D)
         return self._encode_embeds(seq)
 
     def _encode_embeds(self, seq: torch.Tensor) -> torch.Tensor:
@@ -59,7 +61,8 @@ class TextConditioner:
         return out
 
     def text_states_from_ids(self, ids: list[list[int]]) -> torch.Tensor:
-        """States (B, L, D) for lists of content ids of any lengths (padded with EOS, like the tokenizer)."""
+        """States (B, L, D) for lists of content ids of any lengths: SOS, ids, EOS, then the tokenizer's pad
+        token (EOS for CLIP / SD 1.x, ``!`` for SD 2.x), exactly as the tokenizer pads ordinary text."""
         length, table = self.context_length, self.token_embedding
         full = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long, device=table.device)
         full[:, 0] = self.tokenizer.bos_token_id
@@ -67,6 +70,7 @@ class TextConditioner:
             if len(row) > length - 2:
                 raise ValueError(f"{len(row)} tokens do not fit the decoder's context of {length}")
             full[i, 1 : 1 + len(row)] = torch.tensor(row, dtype=torch.long)
+            full[i, 1 + len(row)] = self.tokenizer.eos_token_id
         return self._encode_embeds(F.embedding(full, table))  # one lookup: one (sparse-row) gradient
 
     def text_states(self, prompts: list[str]) -> torch.Tensor:

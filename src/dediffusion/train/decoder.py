@@ -32,6 +32,8 @@ class DecoderTrainConfig:
     caption_dropout: float = 0.1  # empty prompt, for classifier-free guidance
     p_mention: float = 0.6  # each attribute is named in over half the captions
     min_snr_gamma: float | None = None  # plain v-loss: high noise levels (layout, text) keep their weight
+    high_noise_fraction: float = 0.0  # share of each batch drawn from t >= high_noise_from
+    high_noise_from: int = 600  # where the layout is still hidden by noise, so only the text can tell it
     data_seed: int = 0  # training scenes; evaluation uses other seeds
     seed: int = 0
     checkpoint_every: int = 500
@@ -42,12 +44,26 @@ def _captions(batch, cfg: DecoderTrainConfig, step: int) -> list[str]:
     return ["" if rng.random() < cfg.caption_dropout else web_caption(s, rng, cfg.p_mention) for s in batch]
 
 
+def _timesteps(batch: int, cfg: DecoderTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Uniform noise levels, with the first ``high_noise_fraction`` of the batch from the high range.
+
+    Object layout is decided at high noise, where only the text can tell it;
+    over-sampling that range spends more of the budget on binding words to places.
+    """
+    t_max = cfg.decoder.num_train_timesteps - 1
+    t = diffusion.sample_timesteps(batch, 0, t_max, gen, None)
+    n_high = int(round(cfg.high_noise_fraction * batch))
+    if n_high:
+        t[:n_high] = diffusion.sample_timesteps(n_high, cfg.high_noise_from, t_max, gen, None)
+    return t
+
+
 def decoder_step(model: BuiltinDecoder, cfg: DecoderTrainConfig, step: int) -> torch.Tensor:
     """Mean training loss of batch number ``step`` (deterministic in (seed, step))."""
     batch = scenes(cfg.data_seed, step * cfg.batch_size, cfg.batch_size)
     images = images_tensor(batch, cfg.decoder.resolution)
     gen = step_generator(cfg.seed, step)
-    t = diffusion.sample_timesteps(len(batch), 0, cfg.decoder.num_train_timesteps - 1, gen, images.device)
+    t = _timesteps(len(batch), cfg, gen)
     noise = torch.randn(images.shape, generator=gen)
     cond = model.text_states(_captions(batch, cfg, step))
     return model.loss(images, cond, t, noise, cfg.min_snr_gamma).mean()

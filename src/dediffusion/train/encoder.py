@@ -4,25 +4,32 @@ Reproduce the shipped encoder (wall time on 2 CPU cores in the README):
 
     dediffusion train --out runs/encoder
 
+Several processes (``train/distributed.py``): ``torchrun --nproc-per-node N -m
+dediffusion.cli train ...``; each step's global batch is split into one
+micro-batch per process, and a run gives the same result as one process
+with ``micro_batches=N``.
+
 Paper, Sec. 3: decoder frozen, one random noise level per sample, Gumbel
 temperature annealed 2.0 -> 0.3, lr warm-up then cosine decay.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass, field
 
 import torch
 
 from .. import diffusion
-from ..autoencoder import DeDiffusion, DeDiffusionConfig, weights_sha256
+from ..autoencoder import DeDiffusion, DeDiffusionConfig
 from ..checkpoint import write_json
 from ..config import to_dict
-from ..decoders import copy_decoder, load_decoder
+from ..decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from ..pretrained import resolve, shipped_ref
 from ..text_head import TextHeadConfig, temperature
 from ..world.data import images_tensor, scenes
 from ..world.scenes import vocabulary_words
+from . import distributed
 from .loop import has_train_state, load_train_state, run_training, step_generator
 
 
@@ -34,10 +41,10 @@ def world_model_config() -> DeDiffusionConfig:
 @dataclass(frozen=True)
 class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
-    decoder: str = ""  # decoder folder; empty: the shipped built-in decoder
+    decoder: str = ""  # decoder folder or Stable Diffusion folder / hub id; empty: the shipped built-in decoder
     backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
     steps: int = 1000
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch, over all processes
     lr: float = 1e-3
     warmup: int = 100
     weight_decay: float = 0.01  # paper: decoupled weight decay 0.01
@@ -46,37 +53,82 @@ class EncoderTrainConfig:
     data_seed: int = 0
     seed: int = 0
     checkpoint_every: int = 250
+    micro_batches: int = 0  # parts of the global batch, each with its own noise stream; 0: one per process
+    device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
 
 
-def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int):
-    batch = scenes(cfg.data_seed, step * cfg.batch_size, cfg.batch_size)
-    images = images_tensor(batch, model.decoder.resolution)
-    gen = step_generator(cfg.seed, step)
-    t = diffusion.sample_timesteps(len(batch), cfg.t_min, cfg.t_max, gen, images.device)
-    noise = torch.randn(images.shape, generator=gen)
+def micro_batch_parts(cfg: EncoderTrainConfig, world: int) -> int:
+    parts = cfg.micro_batches or world
+    if parts < 1 or cfg.batch_size % parts:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split into {parts} micro-batches")
+    if world > 1 and parts != world:
+        raise ValueError(f"with {world} processes micro_batches must be 0 or {world} (one per process), not {parts}")
+    return parts
+
+
+def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: int, device="cpu"):
+    """Images, noise levels, noise and generator of micro-batch ``part`` of step ``step``.
+
+    All of it depends only on (seeds, step, part), never on which process draws it.
+    """
+    size = cfg.batch_size // parts
+    batch = scenes(cfg.data_seed, step * cfg.batch_size + part * size, size)
+    images = images_tensor(batch, decoder.resolution)
+    gen = step_generator(cfg.seed, step, part)
+    t = diffusion.sample_timesteps(size, cfg.t_min, cfg.t_max, gen, "cpu")
+    noise = torch.randn(decoder.latent_shape(size), generator=gen)  # latent-shaped (pixels for the built-in)
+    return images.to(device), t.to(device), noise.to(device), gen
+
+
+def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
+                 n_parts: int = 1, forward=None, device="cpu"):
+    """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
+
+    ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder.
+    """
+    forward = forward or model
     head = cfg.model.head
     tau = temperature(step, cfg.steps, head)
     hard = head.estimator == "straight_through" or step >= head.hard_from * cfg.steps
-    return model(images, tau, t, noise, generator=gen, hard=hard)
+    losses, logs = [], []
+    for part in parts or range(n_parts):
+        images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device)
+        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard)
+        losses.append(loss)
+        logs.append(log)
+    if len(losses) == 1:
+        return losses[0], logs[0]
+    return torch.stack(losses).mean(), {k: sum(lg[k] for lg in logs) / len(logs) for k in logs[0]}
 
 
-def decoder_reference(decoder_folder, out) -> str:
-    """What the encoder's config records: ``shipped:decoder``, or a copy inside ``out`` (configs may not
-    point outside their folder, so a finished run folder is self-contained and can be moved)."""
+def decoder_reference(decoder_folder, out, write: bool = True) -> str:
+    """What the encoder's config records, so that a finished run folder is self-contained and can be moved.
+
+    ``shipped:decoder``; a built-in decoder is copied to ``out/decoder`` (a few MB; configs may
+    not point outside their folder); Stable Diffusion is never copied (GBs): a hub id is recorded
+    as given, a local diffusers folder as its absolute path, which loading reads only when it is
+    given again (``--decoder``). ``write``: False in all processes but the main one.
+    """
     ref = shipped_ref(decoder_folder)
-    if ref is None:
+    if ref is not None:
+        return ref
+    if is_diffusers_ref(decoder_folder):
+        local = pathlib.Path(str(decoder_folder)).is_dir()
+        return os.path.abspath(str(decoder_folder)) if local else str(decoder_folder)
+    if write:
         copy_decoder(decoder_folder, pathlib.Path(out) / "decoder")
-        ref = "decoder"
-    return ref
+    return "decoder"
 
 
 def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None = None) -> DeDiffusion:
+    """``decoder_ref``: what the config records as ``decoder_path`` (default: ``decoder_folder`` as given)."""
+    decoder = load_decoder(decoder_folder, cfg.model.sd)  # first: a hub model is then cached and can be hashed
     ref = str(decoder_folder) if decoder_ref is None else decoder_ref
     model_cfg = DeDiffusionConfig(**{**cfg.model.__dict__, "decoder_path": ref,
-                                     "decoder_sha256": weights_sha256(decoder_folder),
+                                     "decoder_sha256": fingerprint(decoder_folder),
                                      "train_seed": cfg.data_seed})
-    torch.manual_seed(cfg.seed)
-    model = DeDiffusion(model_cfg, load_decoder(decoder_folder))
+    torch.manual_seed(cfg.seed)  # after loading: the encoder's init never depends on what loaders draw
+    model = DeDiffusion(model_cfg, decoder)
     if cfg.model.encoder.backbone == "attribute_cnn":
         model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
     return model
@@ -84,14 +136,26 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
 
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
                   stop_at: int | None = None) -> DeDiffusion:
-    """Train and checkpoint to ``out``; the decoder is never updated."""
+    """Train and checkpoint to ``out``; the decoder is never updated. Under torchrun: one process each."""
     out = pathlib.Path(out)
-    model = build_model(cfg, decoder_folder, decoder_reference(decoder_folder, out)).train()
+    d = distributed.setup(cfg.device)
+    n_parts = micro_batch_parts(cfg, d.world)
+    parts = range(d.rank * n_parts // d.world, (d.rank + 1) * n_parts // d.world)
+    ref = decoder_reference(decoder_folder, out, write=d.main)
+    model = build_model(cfg, decoder_folder, ref).to(d.device).train()
+    forward = distributed.wrap(model, d)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
-    write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
-    run_training(name="encoder", out=out, step_fn=lambda step: encoder_step(model, cfg, step), params=params, opt=opt,
-                 steps=cfg.steps, start=start, lr=cfg.lr, warmup=cfg.warmup, checkpoint_every=cfg.checkpoint_every,
-                 progress=progress, stop_at=stop_at, save_model=lambda: model.save(out, dtype=torch.float32))
+    if d.main:
+        write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
+
+    def step_fn(step):
+        loss, logs = encoder_step(model, cfg, step, parts, n_parts, forward, d.device)
+        return loss, {**logs, "loss": distributed.mean(logs["loss"], d)}  # the global batch's loss
+
+    run_training(name="encoder", out=out, step_fn=step_fn, params=params, opt=opt, steps=cfg.steps, start=start,
+                 lr=cfg.lr, warmup=cfg.warmup, checkpoint_every=cfg.checkpoint_every, progress=progress,
+                 stop_at=stop_at, save_model=lambda: model.save(out, dtype=torch.float32), main=d.main)
+    distributed.teardown(d)
     return model

@@ -18,9 +18,14 @@ def lr_at(step: int, base: float, warmup: int, total: int, final_fraction: float
     return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A generator that depends only on (seed, step): resumed runs draw the same noise."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+def step_generator(seed: int, step: int, part: int = 0) -> torch.Generator:
+    """A generator that depends only on (seed, step, part): resumed runs draw the same noise, and
+    micro-batch ``part`` of a step draws the same noise in whichever process computes it."""
+    if part == 0:
+        return torch.Generator().manual_seed(seed * 1_000_003 + step)
+    import numpy as np
+
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, part]).generate_state(1)[0]))
 
 
 class EMA:
@@ -121,17 +126,18 @@ def has_train_state(folder) -> bool:
 
 def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, start: int, lr: float, warmup: int,
                  checkpoint_every: int, save_model, ema: EMA | None = None, progress: bool = True,
-                 stop_at: int | None = None) -> None:
+                 stop_at: int | None = None, main: bool = True) -> None:
     """The one training loop: ``step_fn(step) -> (loss, logs)``; checkpoints are exact-resume states.
 
-    ``save_model()`` writes the inference checkpoint beside the training state.
+    ``save_model()`` writes the inference checkpoint beside the training state. With several
+    processes (``train/distributed.py``) only the ``main`` one shows progress and writes.
     """
     import time
 
     import numpy as np
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=name)
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and main), desc=name)
     t0, hist = time.time(), []
     for step in bar:
         for g in opt.param_groups:
@@ -147,7 +153,7 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
         recent = float(np.mean([h["loss"] for h in hist[-50:]]))
         bar.set_postfix({k: f"{v:.3g}" for k, v in {**logs, "loss": recent}.items()})
         stopping = stop_at is not None and step + 1 >= stop_at
-        if (step + 1) % checkpoint_every == 0 or step + 1 == steps or stopping:
+        if main and ((step + 1) % checkpoint_every == 0 or step + 1 == steps or stopping):
             save_train_state(out, step + 1, params, ema, opt, {"loss": recent, "seconds": time.time() - t0})
             save_model()
         if stopping:  # time-sliced runs: continue later with resume

@@ -1,0 +1,128 @@
+"""Prompt builders: an image's text as the context block of an LLM prompt.
+
+The paper (Sec. 4.2, Table 1) prompts a frozen LLM with the image's De-Diffusion
+text as context, the instruction "Answer the question given the context." and
+k few-shot examples, each with its own image text, question and answer. The paper
+gives no verbatim template; the layout below is ours: the instruction once, then
+one block per example and the query block last, blocks separated by a blank line::
+
+    Answer the question given the context.
+
+    Image context: <example 1 text>
+    Question: <example 1 question>
+    Short answer: <example 1 answer>
+
+    Image context: <query text>
+    Question: <query question>
+    Short answer:
+
+Captioning and open-ended few-shot classification (paper, Sec. 4.3, Table 3) use
+the same block layout with their own instruction and answer field.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass
+
+VQA_INSTRUCTION = "Answer the question given the context."  # paper, Sec. 4.2
+CAPTION_INSTRUCTION = "Write a short caption for the image given the context."
+CLASSIFY_INSTRUCTION = "Name the class of the image given the context."
+CHAT_SYSTEM = ("You are talking with a user about an image you cannot see. "
+               "Everything known about the image is this description of it:\n{context}\n"
+               "Answer from the description; say so when it does not tell.")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One few-shot example: an image's text, a question about it and the answer."""
+
+    context: str
+    question: str
+    answer: str
+
+
+def _block(context: str, question: str | None, field: str, answer: str | None) -> str:
+    lines = [f"Image context: {context.strip()}".rstrip()]
+    if question is not None:
+        lines.append(f"Question: {question.strip()}")
+    lines.append(f"{field}: {answer.strip()}" if answer is not None else f"{field}:")
+    return "\n".join(lines)
+
+
+def vqa_prompt(context: str, question: str, shots: list[Example] = ()) -> str:
+    """Few-shot VQA prompt; the LLM continues after the last ``Short answer:``."""
+    if not question.strip():
+        raise ValueError("empty question")
+    blocks = [VQA_INSTRUCTION]
+    blocks += [_block(s.context, s.question, "Short answer", s.answer) for s in shots]
+    blocks.append(_block(context, question, "Short answer", None))
+    return "\n\n".join(blocks)
+
+
+def caption_prompt(context: str, shots: list[tuple[str, str]] = ()) -> str:
+    """Few-shot captioning: ``shots`` are (image text, caption) pairs."""
+    blocks = [CAPTION_INSTRUCTION]
+    blocks += [_block(c, None, "Caption", cap) for c, cap in shots]
+    blocks.append(_block(context, None, "Caption", None))
+    return "\n\n".join(blocks)
+
+
+def classification_prompt(context: str, shots: list[tuple[str, str]], induction: bool = True) -> str:
+    """Open-ended k-shot classification: ``shots`` are (image text, label) pairs.
+
+    With ``induction`` the instruction names the labels to choose from (the paper's
+    "task induction", Table 3), in order of first appearance among the shots.
+    """
+    instruction = CLASSIFY_INSTRUCTION
+    if induction:
+        labels = list(dict.fromkeys(label for _, label in shots))
+        instruction += " Answer with one of: " + ", ".join(labels) + "."
+    blocks = [instruction]
+    blocks += [_block(c, None, "Class", label) for c, label in shots]
+    blocks.append(_block(context, None, "Class", None))
+    return "\n\n".join(blocks)
+
+
+def chat_messages(context: str, turns: list[tuple[str, str]], question: str) -> list[dict]:
+    """Chat seeded with the image text: system message, earlier (user, assistant) turns, new question."""
+    messages = [{"role": "system", "content": CHAT_SYSTEM.format(context=context.strip() or "(empty)")}]
+    for user, assistant in turns:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+def first_line(completion: str) -> str:
+    """The answer part of a completion: its first non-empty line, stripped."""
+    for line in completion.strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def load_shots(path) -> list[Example]:
+    """Few-shot examples from a JSON-lines file: ``{"context": ..., "question": ..., "answer": ...}`` per line.
+
+    ``"text"`` is accepted for ``"context"``; blank lines are skipped. Errors name the file and line.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such shots file")
+    shots = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object")
+        context = row.get("context", row.get("text"))
+        fields = {"context": context, "question": row.get("question"), "answer": row.get("answer")}
+        missing = [k for k, v in fields.items() if not isinstance(v, str)]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing string field(s) {', '.join(missing)}")
+        shots.append(Example(**fields))
+    return shots

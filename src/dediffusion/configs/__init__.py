@@ -1,0 +1,15 @@
+"""Presets: small Python files whose docstring gives the command, cost and expected result.
+
+``dediffusion train --preset NAME`` starts from ``PRESETS[NAME]()``; ``--set`` overrides apply on top.
+"""
+from __future__ import annotations
+
+from . import paper_sd21
+
+PRESETS = {"paper_sd21": paper_sd21.config}
+
+
+def preset(name: str):
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]()

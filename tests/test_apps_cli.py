@@ -1,0 +1,96 @@
+"""``ask``, ``chat`` and ``vqa-eval`` end to end on a tiny encoder, a tiny local LLM and a local server."""
+import io
+import json
+import socket
+import sys
+
+import pytest
+
+from dediffusion.cli import main
+
+from .openai_server import OpenAIServer
+from .test_cli import image_files, tiny_model_dir  # noqa: F401 - fixtures
+from .tiny_llm import save_tiny_llm
+
+
+@pytest.fixture(scope="module")
+def tiny_llm_dir(tmp_path_factory):
+    return save_tiny_llm(tmp_path_factory.mktemp("tiny_llm_cli"))
+
+
+def test_ask_with_local_llm_prints_one_answer_line(tiny_model_dir, tiny_llm_dir, image_files, tmp_path, capsys):
+    good, _ = image_files
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text(json.dumps({"context": "blue blue", "question": "What colour?", "answer": "blue"}) + "\n")
+    args = ["ask", str(good[0]), "What colour is the circle?", "--model", str(tiny_model_dir),
+            "--llm-dir", str(tiny_llm_dir), "--shots", str(shots), "--show-prompt", "--show-context"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) <= 1
+    text = err.split("image text: ", 1)[1].split("\n", 1)[0]
+    assert text.split() and f"Image context: {text}\nQuestion: What colour is the circle?\nShort answer:" in err
+    assert "Image context: blue blue\nQuestion: What colour?\nShort answer: blue" in err
+    assert main(args) == 0 and capsys.readouterr().out == out  # greedy: the same answer again
+
+
+def test_ask_remote_sends_the_paper_prompt(tiny_model_dir, image_files, capsys):
+    good, _ = image_files
+    with OpenAIServer() as s:
+        assert main(["ask", str(good[1]), "How many objects?", "--model", str(tiny_model_dir),
+                     "--llm-url", s.url, "--llm-model", "m"]) == 0
+        sent = s.requests[0]["body"]["messages"][0]["content"]
+    assert capsys.readouterr().out == "m: Answer the question given the context.\n"  # first line of the echo
+    assert sent.startswith("Answer the question given the context.\n\nImage context: ")
+    assert sent.endswith("\nQuestion: How many objects?\nShort answer:")
+
+
+def test_ask_bad_inputs_are_one_line_errors(tiny_model_dir, image_files, capsys):
+    _, bad = image_files
+    assert main(["ask", str(bad[0]), "What colour?", "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(bad[0]) in err
+    assert main(["ask", str(bad[0]), "   "]) == 2
+    assert capsys.readouterr().err == "error: empty question\n"
+
+
+def test_ask_unreachable_server_is_one_line_error(tiny_model_dir, image_files, capsys):
+    good, _ = image_files
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = main(["ask", str(good[0]), "What colour?", "--model", str(tiny_model_dir),
+                 "--llm-url", f"http://127.0.0.1:{port}/v1", "--llm-retries", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "cannot connect" in err
+
+
+def test_chat_reads_piped_stdin_until_eof_and_keeps_history(tiny_model_dir, image_files, monkeypatch, capsys):
+    good, _ = image_files
+    monkeypatch.setattr(sys, "stdin", io.StringIO("what colour is it?\n\nand its shape?\n"))
+    with OpenAIServer() as s:
+        assert main(["chat", str(good[0]), "--model", str(tiny_model_dir), "--llm-url", s.url]) == 0
+        first, second = (r["body"]["messages"] for r in s.requests)
+    assert capsys.readouterr().out.splitlines() == ["default: what colour is it?", "default: and its shape?"]
+    assert [m["role"] for m in first] == ["system", "user"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "default: what colour is it?"
+
+
+def test_chat_with_local_llm(tiny_model_dir, tiny_llm_dir, image_files, monkeypatch, capsys):
+    good, _ = image_files
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+    assert main(["chat", str(good[0]), "--model", str(tiny_model_dir), "--llm-dir", str(tiny_llm_dir),
+                 "--max-tokens", "5"]) == 0
+
+
+def test_vqa_eval_small_run_writes_json(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "vqa.json"
+    with OpenAIServer() as s:
+        assert main(["vqa-eval", "--n", "5", "--episodes", "2", "--shots", "0,1", "--model", str(tiny_model_dir),
+                     "--llm-url", s.url, "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| dediffusion |" in table and "| no_context |" in table
+    result = json.loads(out.read_text())
+    assert set(result["vqa"]["full_caption"]) == {"0", "1"}
+    assert all(0.0 <= c["accuracy"] <= 1.0 for by in result["vqa"].values() for c in by.values())
+    assert main(["vqa-eval", "--seed", "0", "--model", str(tiny_model_dir), "--llm-url", s.url]) == 2
