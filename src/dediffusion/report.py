@@ -12,15 +12,21 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
 from .checkpoint import atomic_write_text
 
 
 def _fmt(v, digits: int = 3) -> str:
+    """At least ``digits`` significant digits, no exponent for ordinary magnitudes (17895.3 -> 17895)."""
     if v is None:
         return "-"
-    return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+    if v == 0:
+        return "0"
+    if not 1e-3 <= abs(v) < 1e6:
+        return f"{v:.{digits}g}"
+    return f"{v:.{max(0, digits - 1 - math.floor(math.log10(abs(v))))}f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
