@@ -6,7 +6,7 @@ import shlex
 import sys
 import time
 
-from .cli import DEFAULT_GUIDANCE, DEFAULT_STEPS, _decoder_flag, _err, _load_images, _load_model
+from .cli import DEFAULT_GUIDANCE, DEFAULT_STEPS, _decoder_flag, _err, _load_model, _report_bad
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -73,21 +73,24 @@ def cmd_eval(a) -> int:
 
 
 def cmd_invert(a) -> int:
-    import torch
-
+    from .bulk import Summary, batches, image_items
+    from .images import display_path
     from .invert import InvertConfig, invert_texts
 
     model = _load_model(a.model, a.decoder)
-    good, failed = _load_images(a.images, model.decoder.resolution)
     cfg = InvertConfig(steps=a.steps, num_tokens=a.tokens or 0, lr=a.lr, batch_size=a.batch_size, seed=a.seed)
-    t0 = time.perf_counter()
-    texts = invert_texts(model, torch.stack([t for _, t in good]), cfg, progress=True) if good else []
-    seconds = time.perf_counter() - t0
-    for (path, _), text in zip(good, texts):
-        print(json.dumps({"image": str(path), "text": text}) if a.format == "jsonl" else f"{path}\t{text}", flush=True)
-    per = f" ({seconds / len(good):.2f} s per image)" if good else ""
-    print(f"inverted {len(good)} image(s), {failed} failed, in {seconds:.1f} s{per}", file=sys.stderr)
-    return 1 if failed else 0
+    summary, seconds = Summary(), 0.0
+    for keys, images in batches(image_items(a.images, model.decoder.resolution), a.batch_size, summary, _report_bad):
+        t0 = time.perf_counter()
+        texts = invert_texts(model, images, cfg, progress=True)
+        seconds += time.perf_counter() - t0
+        for key, text in zip(keys, texts):
+            shown = display_path(key)
+            print(json.dumps({"image": shown, "text": text}) if a.format == "jsonl" else f"{shown}\t{text}", flush=True)
+            summary.ok += 1
+    per = f" ({seconds / summary.ok:.2f} s per image)" if summary.ok else ""
+    print(f"{summary.line('inverted')} in {seconds:.1f} s{per}", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def add_parsers(sub) -> None:

@@ -29,6 +29,7 @@ class TextHeadConfig:
     estimator: str = "soft"  # "soft" Gumbel-softmax samples or "straight_through" (hard forward)
     hard_from: float = 1.0  # fraction of training after which straight-through is used (1.0: never)
     noise_scale: float = 1.0  # Gumbel noise multiplier; 0 with straight_through: the forward is the argmax text
+    noise_anneal: bool = False  # scale the noise by tau / tau_start: late training optimises the argmax text itself
     repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
     diversity_weight: float = 0.0  # wav2vec 2.0's codebook-diversity loss across the batch (not in the paper)
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
@@ -106,7 +107,8 @@ class TextHead(nn.Module):
         """Relaxed one-hot samples (B, N, A) for training; ``hard`` overrides the configured estimator."""
         if hard is None:
             hard = self.cfg.estimator == "straight_through"
-        return gumbel_softmax(logits, tau, hard=hard, generator=generator, noise_scale=self.cfg.noise_scale)
+        scale = self.cfg.noise_scale * (tau / self.cfg.tau_start if self.cfg.noise_anneal else 1.0)
+        return gumbel_softmax(logits, tau, hard=hard, generator=generator, noise_scale=scale)
 
     def embed(self, weights: torch.Tensor, token_embedding: torch.Tensor) -> torch.Tensor:
         """(Soft) one-hot (B,N,A) x the decoder's embedding rows (A,D) -> token vectors (B,N,D)."""
