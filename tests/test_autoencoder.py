@@ -114,3 +114,38 @@ def test_attribute_cnn_backbone_is_frozen_pretrained_and_saved_with_the_encoder(
     assert enc.pooler.queries.grad is not None
     assert all(p.grad is None for p in enc.backbone.parameters())
     assert any(k.startswith("backbone.net.") for k in enc.state_dict())  # travels inside encoder.safetensors
+
+
+def test_sampled_inference_is_per_image_deterministic_and_enters_the_decoder_as_its_text():
+    from dediffusion.text_head import TextHead
+
+    allowed = torch.arange(100, 130)
+    head = TextHead(8, allowed, TextHeadConfig(inference="sample", sample_temperature=0.5, sample_seed=3))
+    logits = torch.randn(5, 7, 30)
+    ids = head.hard_ids(logits)
+    assert set(ids.flatten().tolist()) <= set(allowed.tolist())
+    assert torch.equal(ids[2:3], head.hard_ids(logits[2:3]))  # a text depends on its image, not the batch
+    assert torch.equal(ids, head.hard_ids(logits))  # and is the same every call
+    assert torch.equal(head.one_hot(logits).argmax(-1), head.choice(logits))
+    # a draw, not the argmax: flat logits give several words where the argmax repeats one
+    flat = torch.zeros(1, 7, 30)
+    flat[..., 0] = 0.1
+    assert len(set(head.hard_ids(flat).flatten().tolist())) > 1
+    assert set(TextHead(8, allowed).hard_ids(flat).flatten().tolist()) == {100}
+    # very sharp logits: sampling agrees with the argmax
+    sharp = torch.full((2, 7, 30), -50.0)
+    sharp[..., 4] = 50.0
+    assert torch.equal(head.hard_ids(sharp), TextHead(8, allowed).hard_ids(sharp))
+    with pytest.raises(ValueError, match="unknown inference"):
+        TextHead(8, allowed, TextHeadConfig(inference="beam")).hard_ids(logits)
+
+
+def test_batch_diversity_is_zero_for_spread_choices_and_one_for_a_shared_text():
+    from dediffusion.text_head import batch_diversity
+
+    same = torch.full((4, 3, 4), -50.0)
+    same[..., 1] = 50.0
+    spread = torch.full((4, 3, 4), -50.0)
+    spread[torch.arange(4), :, torch.arange(4)] = 50.0
+    assert batch_diversity(same).item() == pytest.approx(1.0, abs=1e-5)
+    assert batch_diversity(spread).item() == pytest.approx(0.0, abs=1e-5)

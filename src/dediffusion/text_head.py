@@ -32,6 +32,9 @@ class TextHeadConfig:
     noise_anneal: bool = False  # scale the noise by tau / tau_start: late training optimises the argmax text itself
     repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
     diversity_weight: float = 0.0  # wav2vec 2.0's codebook-diversity loss across the batch (not in the paper)
+    inference: str = "argmax"  # "argmax" (paper) or "sample": one seeded draw from softmax(logits / T)
+    sample_temperature: float = 0.5  # T for inference="sample"
+    sample_seed: int = 0  # the same Gumbel noise for every image: texts depend on the image only
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
 
 
@@ -95,12 +98,30 @@ class TextHead(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.proj(h) * self.cfg.logit_scale  # (B,N,A)
 
+    def choice(self, logits: torch.Tensor) -> torch.Tensor:
+        """Index into the allowed ids (B, N) of the inference-time token at every position.
+
+        ``argmax`` is the paper's choice. ``sample`` draws each token from
+        softmax(logits / T) with Gumbel noise fixed by ``sample_seed`` and shared
+        by all images, so a text depends on its image only (not on the batch).
+        Small decoders trained briefly end with flat per-position distributions
+        whose argmax repeats one word while draws from them carry the image.
+        """
+        if self.cfg.inference == "argmax":
+            return logits.argmax(-1)
+        if self.cfg.inference != "sample":
+            raise ValueError(f"unknown inference {self.cfg.inference!r}; expected 'argmax' or 'sample'")
+        gen = torch.Generator().manual_seed(self.cfg.sample_seed)
+        u = torch.rand(logits.shape[-2:], generator=gen, dtype=torch.float32).to(logits.device)  # (N,A)
+        g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))
+        return (logits.float() / self.cfg.sample_temperature + g).argmax(-1)
+
     def hard_ids(self, logits: torch.Tensor) -> torch.Tensor:
-        """Vocabulary ids of the argmax tokens (B, N)."""
-        return self.allowed_ids[logits.argmax(-1)]
+        """Vocabulary ids of the inference-time tokens (B, N) (the argmax by default)."""
+        return self.allowed_ids[self.choice(logits)]
 
     def one_hot(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        return F.one_hot(self.choice(logits), logits.shape[-1]).to(logits.dtype)
 
     def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
                hard: bool | None = None) -> torch.Tensor:
