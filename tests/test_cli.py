@@ -115,3 +115,19 @@ def test_export_writes_fp16_and_records_the_decoder_reference(tiny_model_dir, tm
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
     assert "F16" in dtypes and "F32" not in dtypes
     assert read_json(out / "encoder.json")["config"]["decoder_path"] == "shipped:decoder"
+
+
+def test_export_can_switch_inference_to_sampling_but_nothing_that_touches_weights(tiny_model_dir, tmp_path, capsys):
+    from dediffusion.autoencoder import load_dediffusion
+    from dediffusion.checkpoint import read_json
+
+    out = tmp_path / "sampled"
+    assert main(["export", "encoder", str(tiny_model_dir), str(out), "--set", "head.inference=sample",
+                 "--set", "head.sample_temperature=0.7"]) == 0
+    head = read_json(out / "encoder.json")["config"]["head"]
+    assert (head["inference"], head["sample_temperature"]) == ("sample", 0.7)
+    model = load_dediffusion(out)
+    assert model.head.cfg.inference == "sample"
+    assert main(["export", "encoder", str(tiny_model_dir), str(tmp_path / "bad"), "--set",
+                 "encoder.num_tokens=3"]) == 2
+    assert "only head.inference" in capsys.readouterr().err

@@ -150,7 +150,7 @@ def cmd_train_probe(a) -> int:
 def cmd_export(a) -> int:
     from .export import export
 
-    export(a.kind, a.run, a.output, decoder_ref=a.decoder_ref)
+    export(a.kind, a.run, a.output, decoder_ref=a.decoder_ref, overrides=a.overrides)
     return 0
 
 
@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("output")
     p.add_argument("--decoder-ref", help="for encoders: decoder reference to record, e.g. shipped:decoder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="for encoders: inference settings, e.g. head.inference=sample head.sample_temperature=0.5")
     p.set_defaults(func=cmd_export)
 
     from .apps.cli import add_parsers as add_llm_parsers  # ask, chat, vqa-eval

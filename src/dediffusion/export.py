@@ -11,6 +11,18 @@ from .decoders import copy_decoder
 from .pretrained import SHIPPED_PREFIX, resolve_in
 
 _FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
+# encoder settings that change how text is read from the logits, not the weights: safe to set at export
+INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed")
+
+
+def _inference_overrides(config: dict, overrides: list[str]) -> dict:
+    from .autoencoder import DeDiffusionConfig
+    from .config import ConfigError, apply_overrides, from_dict, to_dict
+
+    for item in overrides:
+        if item.split("=", 1)[0].strip() not in INFERENCE_KEYS:
+            raise ConfigError(f"export --set {item!r}: only {', '.join(INFERENCE_KEYS)} can change at export")
+    return to_dict(apply_overrides(from_dict(DeDiffusionConfig, config, where="encoder.json:config"), overrides))
 
 
 def _own_decoder(run: pathlib.Path, ref: str) -> pathlib.Path | None:
@@ -22,8 +34,12 @@ def _own_decoder(run: pathlib.Path, ref: str) -> pathlib.Path | None:
     return src if isinstance(src, pathlib.Path) and (src / "decoder.json").is_file() else None
 
 
-def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.float16) -> pathlib.Path:
-    """Copy ``{kind}.safetensors`` (cast to fp16) and ``{kind}.json`` from ``run`` to ``out``."""
+def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.float16,
+           overrides: list[str] = ()) -> pathlib.Path:
+    """Copy ``{kind}.safetensors`` (cast to fp16) and ``{kind}.json`` from ``run`` to ``out``.
+
+    ``overrides`` (encoders only) set inference-time keys, e.g. ``head.inference=sample``.
+    """
     if kind not in _FILES:
         raise ValueError(f"unknown checkpoint kind {kind!r} (expected one of {', '.join(_FILES)})")
     run, out = pathlib.Path(run), pathlib.Path(out)
@@ -31,6 +47,10 @@ def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.floa
     meta = read_json(safe_child(run, f"{name}.json"))
     if kind == "encoder" and decoder_ref:
         meta["config"]["decoder_path"] = decoder_ref
+    if overrides:
+        if kind != "encoder":
+            raise ValueError("export --set applies to encoders only")
+        meta["config"] = _inference_overrides(meta["config"], list(overrides))
     save_tensors(safe_child(out, f"{name}.safetensors"), load_tensors(safe_child(run, f"{name}.safetensors"), None), dtype)
     write_json(safe_child(out, f"{name}.json"), meta)
     ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
