@@ -184,3 +184,17 @@ def test_training_on_a_folder_resumes_exactly_across_epochs(tiny_decoder_dir, tm
     world = train_encoder(tiny_train_cfg(steps=1), tmp_path / "world", tiny_decoder_dir, progress=False)
     folder = train_encoder(tiny_train_cfg(steps=1, data=cfg.data), tmp_path / "f", tiny_decoder_dir, progress=False)
     assert not torch.equal(world.encoder.pooler.queries, folder.encoder.pooler.queries)  # the data is used
+
+
+def test_train_cli_takes_data_and_resume_insists_on_the_same_data(tmp_path, capsys):
+    from dediffusion.checkpoint import read_json
+    from dediffusion.cli import main
+
+    shard = write_shard(tmp_path / "a.tar", scene_members(3))
+    run = ["train", "--out", str(tmp_path / "run"), "--set", "batch_size=2", "--set", "warmup=1"]
+    assert main([*run, "--data", str(shard), "--set", "steps=1"]) == 0
+    assert read_json(tmp_path / "run" / "train_config.json")["config"]["data"]["paths"] == [str(shard)]
+    assert main([*run, "--set", "steps=2", "--resume"]) == 2
+    assert "this run was trained on --data" in capsys.readouterr().err
+    assert main([*run, "--data", str(shard), "--set", "steps=2", "--resume"]) == 0
+    assert read_json(tmp_path / "run" / "train_state.json")["step"] == 2

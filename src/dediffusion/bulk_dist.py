@@ -103,22 +103,15 @@ def encode_command(model, items: Iterable[tuple[str, Loader]], out, batch_size: 
                    on_error: Callable[[str, str], None] | None = None,
                    report: Callable[[str], None] = print) -> Summary:
     """The ``encode --out`` command in one process or as one of torchrun's: encode, wait for all, merge."""
-    import time
-
     from .train import distributed
 
     d = distributed.setup(device)
-    t0 = time.time()
     summary = encode_ranked(OnDevice(model, d.device), items, out, batch_size, d.rank, d.world, on_error=on_error,
                             progress=None if d.main else False)
-    seconds = time.time() - t0
-    prefix = f"rank {d.rank}: " if d.world > 1 else ""
-    report(f"{prefix}{summary.line('encoded')} in {seconds:.2f} s")
+    report((f"rank {d.rank}: " if d.world > 1 else "") + summary.line("encoded"))
     if d.world > 1:
         torch.distributed.barrier()
     if d.main and part_files(out):
-        t1 = time.time()
-        added = merge_parts(out)
-        report(f"merged {added} record(s) from the part files into {out} in {time.time() - t1:.2f} s")
+        report(f"merged {merge_parts(out)} record(s) from the part files into {out}")
     distributed.teardown(d)
     return summary

@@ -19,7 +19,7 @@ Memory: the buffer, one folder's file names, and one micro-batch of images.
 from __future__ import annotations
 
 import random
-import warnings
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -119,7 +119,7 @@ class FolderSource:
         self.batch_size, self.resolution = batch_size, resolution
         self.stream = ShuffledStream(cfg.paths, lambda order: data_items(order, resolution, sort=True), seed,
                                      cfg.shuffle_buffer)
-        self.on_error = on_error or (lambda message: warnings.warn(message, stacklevel=2))
+        self.on_error = on_error or _warn
         self.reported: set[str] = set()
         self.pool = None
         if cfg.workers > 0:
@@ -155,6 +155,20 @@ class FolderSource:
         # a failed slot takes the next good image of the same micro-batch (cyclically): deterministic, local
         out = [x if torch.is_tensor(x) else _next_good(loaded, i) for i, x in enumerate(loaded)]
         return torch.stack(out)
+
+
+def _warn(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def check_resume_data(saved: dict, cfg: DataConfig) -> None:
+    """``--resume`` must see the data the run was trained on, or the stream would not continue exactly."""
+    paths, buffer = tuple(saved.get("paths", ())), saved.get("shuffle_buffer", cfg.shuffle_buffer)
+    if paths != cfg.paths or (paths and buffer != cfg.shuffle_buffer):
+        was = f"--data {' '.join(paths)} (shuffle_buffer {buffer})" if paths else "the embedded world (no --data)"
+        raise ValueError(f"--resume: this run was trained on {was}; give the same data to continue it")
 
 
 def _try_load(item: tuple[str, Loader]) -> torch.Tensor | str:

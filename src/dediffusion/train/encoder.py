@@ -22,14 +22,14 @@ import torch
 
 from .. import diffusion
 from ..autoencoder import DeDiffusion, DeDiffusionConfig
-from ..checkpoint import write_json
+from ..checkpoint import read_json, write_json
 from ..config import to_dict
 from ..decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from ..pretrained import resolve, shipped_ref
 from ..text_head import TextHeadConfig, temperature
 from ..world.scenes import vocabulary_words
 from . import distributed
-from .data import DataConfig, WorldSource, make_source
+from .data import DataConfig, WorldSource, check_resume_data, make_source
 from .loop import has_train_state, load_train_state, run_training, step_generator
 
 
@@ -140,6 +140,8 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
                   stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated. Under torchrun: one process each."""
     out = pathlib.Path(out)
+    if resume and (out / "train_config.json").is_file():
+        check_resume_data(read_json(out / "train_config.json").get("config", {}).get("data", {}), cfg.data)
     d = distributed.setup(cfg.device)
     n_parts = micro_batch_parts(cfg, d.world)
     parts = range(d.rank * n_parts // d.world, (d.rank + 1) * n_parts // d.world)
