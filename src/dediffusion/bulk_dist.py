@@ -14,7 +14,6 @@ On GPUs each rank uses ``cuda:LOCAL_RANK``.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 from itertools import islice

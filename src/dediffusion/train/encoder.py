@@ -4,6 +4,8 @@ Reproduce the shipped encoder (wall time on 2 CPU cores in the README):
 
     dediffusion train --out runs/encoder
 
+Photos instead of the embedded world: ``--data FOLDERS_OR_SHARDS`` (``train/data.py``).
+
 Several processes (``train/distributed.py``): ``torchrun --nproc-per-node N -m
 dediffusion.cli train ...``; each step's global batch is split into one
 micro-batch per process, and a run gives the same result as one process
