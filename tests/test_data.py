@@ -154,7 +154,8 @@ def test_micro_batches_are_slices_of_the_global_batch_and_bad_images_keep_the_po
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(p.read_bytes() if p.name not in ("003.png", "007.png") else b"broken")
     cfg = DataConfig(paths=(str(tmp_path / "good"),), shuffle_buffer=4)
-    whole, halves = FolderSource(cfg, 4, 8, seed=5), FolderSource(cfg, 4, 8, seed=5)
+    threads = DataConfig(paths=cfg.paths, shuffle_buffer=4, workers=2)  # decoding in threads changes nothing
+    whole, halves = FolderSource(cfg, 4, 8, seed=5), FolderSource(threads, 4, 8, seed=5)
     errors = []
     bad = FolderSource(DataConfig(paths=(str(bad_dir),), shuffle_buffer=4), 4, 8, seed=5, on_error=errors.append)
     for step in range(6):  # 24 draws: over two epochs of 10
