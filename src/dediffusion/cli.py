@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -39,16 +40,25 @@ def _report_bad(key: str, message: str) -> None:
 
 
 def cmd_encode(a) -> int:
-    from .bulk import StreamSink, encode_stream, image_items
+    from .bulk import StreamSink, encode_stream
+    from .bulk_dist import encode_command
+    from .shards import data_items
 
     if a.out and a.format == "text":
         _err("--out writes JSONL; drop --format text")
         return 2
+    if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _err("several processes need --out (each writes a part file; rank 0 merges them)")
+        return 2
     model = _load_model(a.model, a.decoder)
-    out = a.out or StreamSink(sys.stdout, a.format or "text")
-    summary = encode_stream(model, image_items(a.images, model.decoder.resolution), out, a.batch_size,
-                            on_error=_report_bad, progress=None)
-    print(summary.line("encoded"), file=sys.stderr)
+    items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
+    if a.out:  # one process, or one of torchrun's (bulk_dist.py)
+        summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=_report_bad,
+                                 report=lambda line: print(line, file=sys.stderr))
+    else:
+        summary = encode_stream(model, items, StreamSink(sys.stdout, a.format or "text"), a.batch_size,
+                                on_error=_report_bad, progress=None)
+        print(summary.line("encoded"), file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -134,6 +144,8 @@ def cmd_train(a) -> int:
 
     base = preset(a.preset) if a.preset else EncoderTrainConfig()
     cfg = apply_overrides(base, a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else []))
+    if a.data:  # image folders / WebDataset shards instead of the embedded world (train/data.py)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=tuple(a.data)))
     train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume, stop_at=a.stop_at)
     return 0
 
@@ -170,11 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("encode", help="image files and folders -> De-Diffusion text")
-    p.add_argument("images", nargs="+", help="image files and/or folders (walked recursively)")
+    p.add_argument("images", nargs="+", help="image files, folders (walked recursively), WebDataset .tar shards")
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
     p.add_argument("--format", choices=("text", "jsonl"), help="stdout format (default: text)")
-    p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it")
+    p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it "
+                   "(under torchrun: one part file per process, merged at the end)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     _decoder_flag(p, "the one the encoder was trained against")
     p.set_defaults(func=cmd_encode)
 
@@ -220,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
             _decoder_flag(p, "shipped")
             p.add_argument("--preset", help="start from a preset config, e.g. paper_sd21 (see dediffusion/configs/)")
             p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
+            p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset "
+                           ".tar shards (default: the embedded world); --set data.shuffle_buffer=N")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")

@@ -63,14 +63,26 @@ def load_image(path, resolution: int) -> torch.Tensor:
     composited on white; any mode is converted to RGB; the image is resized
     (area-averaged) to the square resolution the decoder works at.
     """
+    check_readable(path)
+    return _decode(path, display_path(path), resolution, path)
+
+
+def load_image_bytes(data: bytes, name: str, resolution: int) -> torch.Tensor:
+    """Encoded image bytes (e.g. a tar member) -> like ``load_image``; ``name`` names it in errors."""
+    import io
+
+    if not data:
+        raise ImageInputError(f"{name}: empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, resolution, None)
+
+
+def _decode(source, name: str, resolution: int, path) -> torch.Tensor:
     from PIL import Image
 
-    check_readable(path)
-    name = display_path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and EXIF warnings: the checks below decide
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise ImageInputError(f"{name}: {im.width}x{im.height} pixels exceeds the limit of "
                                           f"{MAX_PIXELS} (decompression bomb guard)")
@@ -80,7 +92,7 @@ def load_image(path, resolution: int) -> torch.Tensor:
     except Image.DecompressionBombError as e:
         raise ImageInputError(f"{name}: refused as a decompression bomb ({e})") from None
     except OSError as e:
-        if isinstance(e, (PermissionError, FileNotFoundError)) or e.errno == errno.ELOOP:
+        if path is not None and (isinstance(e, (PermissionError, FileNotFoundError)) or e.errno == errno.ELOOP):
             raise ImageInputError(f"{name}: {_os_reason(path, e)}") from None
         raise ImageInputError(f"{name}: {_reason(e)}") from None
     except Exception as e:  # PIL raises many types (SyntaxError, ValueError, ...) for corrupt files

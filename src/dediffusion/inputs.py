@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .images import display_path
 
@@ -31,8 +31,13 @@ def has_image_extension(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
-    """Files and folders -> InputItems. Explicit files are always tried, whatever their extension."""
+def iter_inputs(paths: Iterable[str | os.PathLike], accept: Callable[[str], bool] = has_image_extension,
+                sort: bool = False) -> Iterator[InputItem]:
+    """Files and folders -> InputItems. Explicit files are always tried, whatever their extension.
+
+    Inside folders only names that ``accept`` takes are yielded; ``sort``: files of each folder in
+    name order (the same on every copy of the data; holds one folder's names in memory).
+    """
     for p in paths:
         p = os.fspath(p)
         try:
@@ -40,12 +45,13 @@ def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
         except OSError:  # pragma: no cover - isdir swallows OSError on all supported Pythons
             is_dir = False
         if is_dir:
-            yield from _walk(p, visited=set())
+            yield from _walk(p, set(), accept, sort)
         else:
             yield InputItem(p, p)
 
 
-def _walk(folder: str, visited: set[tuple[int, int]]) -> Iterator[InputItem]:
+def _walk(folder: str, visited: set[tuple[int, int]], accept: Callable[[str], bool], sort: bool
+          ) -> Iterator[InputItem]:
     try:
         st = os.stat(folder)
     except OSError as e:
@@ -56,7 +62,7 @@ def _walk(folder: str, visited: set[tuple[int, int]]) -> Iterator[InputItem]:
         yield InputItem(folder, folder, f"{display_path(folder)}: symbolic link loop (folder already visited)")
         return
     visited.add(ident)
-    subdirs = []
+    subdirs, files = [], []
     try:
         with os.scandir(folder) as it:
             for entry in it:
@@ -65,12 +71,16 @@ def _walk(folder: str, visited: set[tuple[int, int]]) -> Iterator[InputItem]:
                 path = os.path.join(folder, entry.name)
                 if _is_dir(entry):
                     subdirs.append(path)
-                elif has_image_extension(entry.name):
-                    yield InputItem(path, path)
+                elif accept(entry.name):
+                    if sort:
+                        files.append(path)
+                    else:
+                        yield InputItem(path, path)
     except OSError as e:
         yield _error(folder, e)
+    yield from (InputItem(path, path) for path in sorted(files))
     for sub in sorted(subdirs):
-        yield from _walk(sub, visited)
+        yield from _walk(sub, visited, accept, sort)
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

@@ -23,9 +23,10 @@ Command (8 GPUs on one node; NOT RUN HERE - these machines have no GPU and no in
 * batch: the paper's 2048 needs 64 processes at 32 images each (it used 64 TPUv4 chips);
   ``batch_size`` is global, so on 8 GPUs pass ``--set batch_size=256`` (32 per GPU), or expect
   out-of-memory. bf16 autocast and UNet gradient checkpointing are on.
-* data: ``train`` still draws its images from the embedded world (rendered at 512 px). A photo
-  source (image folders / WebDataset shards, issue 3 item 5) is not part of this preset yet, so this
-  recipe exercises the full-size path but cannot reproduce the paper's numbers as it stands.
+* data: the paper trains on WebLI (not public); give any photo folders or WebDataset shards with
+  ``--data /data/shards/*.tar`` (``train/data.py``). Without ``--data`` the images come from the
+  embedded world (rendered at 512 px), which exercises the full-size path but cannot reproduce the
+  paper's numbers.
 
 Paper cost and result for comparison: batch 2048 x 500K steps, about 2.5 days on 64 TPUv4 chips;
 FID 6.63 (Table 6; the text says 6.43, the 300K-step ablation's figure) on 30K MS-COCO 2014 val

@@ -4,6 +4,8 @@ Reproduce the shipped encoder (wall time on 2 CPU cores in the README):
 
     dediffusion train --out runs/encoder
 
+Photos instead of the embedded world: ``--data FOLDERS_OR_SHARDS`` (``train/data.py``).
+
 Several processes (``train/distributed.py``): ``torchrun --nproc-per-node N -m
 dediffusion.cli train ...``; each step's global batch is split into one
 micro-batch per process, and a run gives the same result as one process
@@ -22,14 +24,14 @@ import torch
 
 from .. import diffusion
 from ..autoencoder import DeDiffusion, DeDiffusionConfig
-from ..checkpoint import write_json
+from ..checkpoint import read_json, write_json
 from ..config import to_dict
 from ..decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from ..pretrained import resolve, shipped_ref
 from ..text_head import TextHeadConfig, temperature
-from ..world.data import images_tensor, scenes
 from ..world.scenes import vocabulary_words
 from . import distributed
+from .data import DataConfig, WorldSource, check_resume_data, make_source
 from .loop import has_train_state, load_train_state, run_training, step_generator
 
 
@@ -55,6 +57,7 @@ class EncoderTrainConfig:
     checkpoint_every: int = 250
     micro_batches: int = 0  # parts of the global batch, each with its own noise stream; 0: one per process
     device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
+    data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/data.py); none: the world
 
 
 def micro_batch_parts(cfg: EncoderTrainConfig, world: int) -> int:
@@ -66,14 +69,15 @@ def micro_batch_parts(cfg: EncoderTrainConfig, world: int) -> int:
     return parts
 
 
-def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: int, device="cpu"):
+def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: int, device="cpu", source=None):
     """Images, noise levels, noise and generator of micro-batch ``part`` of step ``step``.
 
-    All of it depends only on (seeds, step, part), never on which process draws it.
+    All of it depends only on (seeds, step, part), never on which process draws it. ``source``:
+    where images come from (``train/data.py``; default: the embedded world).
     """
     size = cfg.batch_size // parts
-    batch = scenes(cfg.data_seed, step * cfg.batch_size + part * size, size)
-    images = images_tensor(batch, decoder.resolution)
+    source = source or WorldSource(cfg.batch_size, decoder.resolution, cfg.data_seed)
+    images = source.images(step, part, parts)
     gen = step_generator(cfg.seed, step, part)
     t = diffusion.sample_timesteps(size, cfg.t_min, cfg.t_max, gen, "cpu")
     noise = torch.randn(decoder.latent_shape(size), generator=gen)  # latent-shaped (pixels for the built-in)
@@ -81,7 +85,7 @@ def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: i
 
 
 def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
-                 n_parts: int = 1, forward=None, device="cpu"):
+                 n_parts: int = 1, forward=None, device="cpu", source=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
 
     ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder.
@@ -92,7 +96,7 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
     hard = head.estimator == "straight_through" or step >= head.hard_from * cfg.steps
     losses, logs = [], []
     for part in parts or range(n_parts):
-        images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device)
+        images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
         loss, log = forward(images, tau, t, noise, generator=gen, hard=hard)
         losses.append(loss)
         logs.append(log)
@@ -138,12 +142,15 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
                   stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated. Under torchrun: one process each."""
     out = pathlib.Path(out)
+    if resume and (out / "train_config.json").is_file():
+        check_resume_data(read_json(out / "train_config.json").get("config", {}).get("data", {}), cfg.data)
     d = distributed.setup(cfg.device)
     n_parts = micro_batch_parts(cfg, d.world)
     parts = range(d.rank * n_parts // d.world, (d.rank + 1) * n_parts // d.world)
     ref = decoder_reference(decoder_folder, out, write=d.main)
     model = build_model(cfg, decoder_folder, ref).to(d.device).train()
     forward = distributed.wrap(model, d)
+    source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
@@ -151,7 +158,7 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
         write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
 
     def step_fn(step):
-        loss, logs = encoder_step(model, cfg, step, parts, n_parts, forward, d.device)
+        loss, logs = encoder_step(model, cfg, step, parts, n_parts, forward, d.device, source)
         return loss, {**logs, "loss": distributed.mean(logs["loss"], d)}  # the global batch's loss
 
     run_training(name="encoder", out=out, step_fn=step_fn, params=params, opt=opt, steps=cfg.steps, start=start,
