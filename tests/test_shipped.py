@@ -42,3 +42,13 @@ def test_shipped_encoder_loads_without_flags_and_emits_allowed_words_that_round_
     tok = model.decoder.tokenizer
     for row, text in zip(ids.tolist(), model.texts(images)):
         assert tok(text, add_special_tokens=False).input_ids == row
+
+
+def test_shipped_encoder_text_is_distinct_per_image_and_beats_the_human_caption_on_the_decoder_loss():
+    model = load_dediffusion(shipped("encoder")).eval()
+    texts = model.texts(images_tensor(scenes(4245, 0, 64), 16))
+    # no collapse to one text: the code is lossy (similar scenes can share a text; 0.64 distinct over
+    # 500 eval scenes, 60 of these 64), but nowhere near the one-text-for-all failure
+    assert len(set(texts)) >= 0.85 * len(texts)
+    losses = caption_losses(model.decoder, seed=4246, n=128, model=model)
+    assert losses["full_caption"] < losses["dediffusion"] < losses["human_caption"] < losses["empty"]

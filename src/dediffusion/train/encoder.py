@@ -54,7 +54,7 @@ class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder or Stable Diffusion folder / hub id; empty: the shipped built-in decoder
     backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
-    steps: int = 4000
+    steps: int = 2000
     batch_size: int = 32  # the global batch, over all processes
     lr: float = 1e-3
     warmup: int = 100
