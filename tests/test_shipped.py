@@ -50,5 +50,6 @@ def test_shipped_encoder_text_is_distinct_per_image_and_beats_the_human_caption_
     # no collapse to one text: the code is lossy (similar scenes can share a text; 0.64 distinct over
     # 500 eval scenes, 60 of these 64), but nowhere near the one-text-for-all failure
     assert len(set(texts)) >= 0.85 * len(texts)
-    losses = caption_losses(model.decoder, seed=4246, n=128, model=model)
-    assert losses["full_caption"] < losses["dediffusion"] < losses["human_caption"] < losses["empty"]
+    runs = [caption_losses(model.decoder, seed=s, n=256, model=model) for s in (2, 3, 4246)]
+    mean = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}  # per-sample losses are noisy
+    assert mean["full_caption"] < mean["dediffusion"] < mean["human_caption"] < mean["empty"]
