@@ -46,11 +46,16 @@ def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
     return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
 
 
+def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Standard Gumbel(0, 1) noise (float32) drawn from ``generator``."""
+    u = torch.rand(shape, generator=generator, dtype=torch.float32).to(device)
+    return -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))
+
+
 def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None = None,
                    noise_scale: float = 1.0) -> torch.Tensor:
     """Gumbel-softmax samples over the last dim, with an explicit generator (reproducible)."""
-    u = torch.rand(logits.shape, generator=generator, dtype=torch.float32).to(logits.device)
-    g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)) * noise_scale  # Gumbel(0, 1)
+    g = gumbel_noise(logits.shape, generator, logits.device) * noise_scale
     y = F.softmax((logits.float() + g) / tau, dim=-1)
     if hard:
         index = y.argmax(-1, keepdim=True)
@@ -112,8 +117,7 @@ class TextHead(nn.Module):
         if self.cfg.inference != "sample":
             raise ValueError(f"unknown inference {self.cfg.inference!r}; expected 'argmax' or 'sample'")
         gen = torch.Generator().manual_seed(self.cfg.sample_seed)
-        u = torch.rand(logits.shape[-2:], generator=gen, dtype=torch.float32).to(logits.device)  # (N,A)
-        g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))
+        g = gumbel_noise(logits.shape[-2:], gen, logits.device)  # (N,A), shared by all images
         return (logits.float() / self.cfg.sample_temperature + g).argmax(-1)
 
     def hard_ids(self, logits: torch.Tensor) -> torch.Tensor:
