@@ -1,6 +1,7 @@
 import torch
 
 from dediffusion.decoders import load_decoder
+from dediffusion.decoders.builtin import BuiltinDecoder
 from dediffusion.generate import generate
 
 
@@ -49,3 +50,23 @@ def test_v_prediction_loss_target_and_weighting(tiny_decoder_dir):
     assert torch.allclose(v, ab.sqrt() * noise - (1 - ab).sqrt() * x0, atol=1e-5)
     perfect = lambda x_t, tt, c: v  # noqa: E731 - a model that predicts the target exactly
     assert diffusion.denoising_loss(perfect, d.scheduler, x0, None, t, noise).abs().max() == 0
+
+
+def test_text_time_embedding_conditions_every_resnet_block(tmp_path):
+    """With ``text_time_embedding`` the pooled prompt enters the timestep embedding: the prompt changes the output
+    even when every cross-attention layer is bypassed, and the option survives save/load."""
+    from dataclasses import replace
+
+    from tests.conftest import TINY_DECODER
+
+    cfg = replace(TINY_DECODER, text_time_embedding=True, full_resolution_attention=True)
+    d = BuiltinDecoder(cfg).eval()
+    assert hasattr(d.unet, "add_embedding") and hasattr(d.unet.down_blocks[0], "attentions")
+    for m in d.unet.modules():  # cross-attention off: only the pooled-text path can carry the prompt
+        if type(m).__name__ == "Transformer2DModel":
+            m.forward = lambda hidden_states, *a, **k: (hidden_states,)
+    x, t = torch.rand(1, 3, 8, 8), torch.tensor([500])
+    outs = [d.model_fn(x, t, d.text_states([p])) for p in ("a red circle at the top left", "a blue square")]
+    assert not torch.allclose(outs[0], outs[1])
+    d.save(tmp_path, dtype=torch.float32)
+    assert load_decoder(tmp_path).cfg == cfg

@@ -30,6 +30,8 @@ class BuiltinDecoderConfig:
     attention_heads: int = 2  # diffusers reads attention_head_dim as the head count
     norm_groups: int = 8
     coord_channels: bool = True
+    text_time_embedding: bool = False  # pooled text added to the timestep embedding (DeepFloyd IF's "text" addition)
+    full_resolution_attention: bool = False  # cross-attention in the first (full-resolution) block too
     prediction_type: str = "v_prediction"
     beta_schedule: str = "squaredcos_cap_v2"
     num_train_timesteps: int = 1000
@@ -40,8 +42,12 @@ def _unet(cfg: BuiltinDecoderConfig):
     from diffusers import UNet2DConditionModel
 
     n = len(cfg.unet_channels)
-    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
-    up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
+    plain = 0 if cfg.full_resolution_attention else 1
+    down = ("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * (n - plain)
+    up = ("CrossAttnUpBlock2D",) * (n - plain) + ("UpBlock2D",) * plain
+    extra = {}
+    if cfg.text_time_embedding:  # every ResNet block sees the whole prompt: position words gate coordinate features
+        extra = {"addition_embed_type": "text", "addition_embed_type_num_heads": cfg.text_heads}
     return UNet2DConditionModel(
         sample_size=cfg.resolution,
         in_channels=3 + (2 if cfg.coord_channels else 0),
@@ -53,6 +59,7 @@ def _unet(cfg: BuiltinDecoderConfig):
         cross_attention_dim=cfg.text_width,
         attention_head_dim=cfg.attention_heads,
         norm_num_groups=cfg.norm_groups,
+        **extra,
     )
 
 
