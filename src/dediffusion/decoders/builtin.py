@@ -32,6 +32,11 @@ class BuiltinDecoderConfig:
     coord_channels: bool = True
     text_time_embedding: bool = False  # pooled text added to the timestep embedding (DeepFloyd IF's "text" addition)
     full_resolution_attention: bool = False  # cross-attention in the first (full-resolution) block too
+    denoiser: str = "unet"  # "unet" (UNet2DConditionModel) or "transformer" (PixArt-style DiT, 2-D position embeddings)
+    transformer_width: int = 128
+    transformer_layers: int = 6
+    transformer_heads: int = 4
+    patch_size: int = 2
     prediction_type: str = "v_prediction"
     beta_schedule: str = "squaredcos_cap_v2"
     num_train_timesteps: int = 1000
@@ -61,6 +66,31 @@ def _unet(cfg: BuiltinDecoderConfig):
         norm_num_groups=cfg.norm_groups,
         **extra,
     )
+
+
+def _transformer(cfg: BuiltinDecoderConfig):
+    """A PixArt-alpha-style DiT: patches with fixed 2-D sin-cos position embeddings, self-attention,
+    cross-attention to the text states, adaLN-single timestep conditioning."""
+    from diffusers import PixArtTransformer2DModel
+
+    if cfg.transformer_width % cfg.transformer_heads:
+        raise ValueError(f"transformer_width {cfg.transformer_width} is not a multiple of {cfg.transformer_heads} heads")
+    return PixArtTransformer2DModel(
+        num_attention_heads=cfg.transformer_heads,
+        attention_head_dim=cfg.transformer_width // cfg.transformer_heads,
+        in_channels=3 + (2 if cfg.coord_channels else 0),
+        out_channels=3,
+        num_layers=cfg.transformer_layers,
+        cross_attention_dim=cfg.transformer_width,
+        caption_channels=cfg.text_width,
+        sample_size=cfg.resolution,
+        patch_size=cfg.patch_size,
+        interpolation_scale=1,
+        use_additional_conditions=False,
+    )
+
+
+DENOISERS = {"unet": _unet, "transformer": _transformer}
 
 
 def _text_encoder(cfg: BuiltinDecoderConfig, vocab_size: int):
@@ -95,7 +125,9 @@ class BuiltinDecoder(nn.Module, TextConditioner):
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
             self.text_encoder = _text_encoder(cfg, len(self.tokenizer))
-            self.unet = _unet(cfg)
+            if cfg.denoiser not in DENOISERS:
+                raise ValueError(f"unknown denoiser {cfg.denoiser!r} (known: {', '.join(DENOISERS)})")
+            self.unet = DENOISERS[cfg.denoiser](cfg)  # the name Stable Diffusion pipelines use
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
@@ -112,6 +144,10 @@ class BuiltinDecoder(nn.Module, TextConditioner):
             xs = torch.linspace(-1, 1, w, device=x_t.device, dtype=x_t.dtype)
             grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))  # (2,H,W)
             x_t = torch.cat([x_t, grid.expand(b, -1, -1, -1)], dim=1)  # (B,5,H,W)
+        if self.cfg.denoiser == "transformer":
+            t = t.expand(len(x_t)) if t.dim() else t.repeat(len(x_t))
+            extra = {"resolution": None, "aspect_ratio": None}
+            return self.unet(x_t, encoder_hidden_states=cond, timestep=t, added_cond_kwargs=extra).sample
         return self.unet(x_t, t, encoder_hidden_states=cond).sample
 
     def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
