@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import diffusion
 from ..tokenizer import CONTEXT_LENGTH, clip_tokenizer
+from .layout import TextLayout
 from .text import TextConditioner
 
 
@@ -32,6 +33,8 @@ class BuiltinDecoderConfig:
     coord_channels: bool = True
     text_time_embedding: bool = False  # pooled text added to the timestep embedding (DeepFloyd IF's "text" addition)
     full_resolution_attention: bool = False  # cross-attention in the first (full-resolution) block too
+    layout_channels: int = 0  # > 0: text -> spatial layout maps as extra input channels (decoders/layout.py)
+    layout_tokens: int = 40  # text states the layout reads (prompts up to 38 tokens)
     denoiser: str = "unet"  # "unet" (UNet2DConditionModel) or "transformer" (PixArt-style DiT, 2-D position embeddings)
     transformer_width: int = 128
     transformer_layers: int = 6
@@ -41,6 +44,10 @@ class BuiltinDecoderConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     num_train_timesteps: int = 1000
     seed: int = 0  # weight initialisation
+
+
+def _in_channels(cfg: BuiltinDecoderConfig) -> int:
+    return 3 + (2 if cfg.coord_channels else 0) + cfg.layout_channels
 
 
 def _unet(cfg: BuiltinDecoderConfig):
@@ -55,7 +62,7 @@ def _unet(cfg: BuiltinDecoderConfig):
         extra = {"addition_embed_type": "text", "addition_embed_type_num_heads": cfg.text_heads}
     return UNet2DConditionModel(
         sample_size=cfg.resolution,
-        in_channels=3 + (2 if cfg.coord_channels else 0),
+        in_channels=_in_channels(cfg),
         out_channels=3,
         down_block_types=down,
         up_block_types=up,
@@ -78,7 +85,7 @@ def _transformer(cfg: BuiltinDecoderConfig):
     return PixArtTransformer2DModel(
         num_attention_heads=cfg.transformer_heads,
         attention_head_dim=cfg.transformer_width // cfg.transformer_heads,
-        in_channels=3 + (2 if cfg.coord_channels else 0),
+        in_channels=_in_channels(cfg),
         out_channels=3,
         num_layers=cfg.transformer_layers,
         cross_attention_dim=cfg.transformer_width,
@@ -128,6 +135,8 @@ class BuiltinDecoder(nn.Module, TextConditioner):
             if cfg.denoiser not in DENOISERS:
                 raise ValueError(f"unknown denoiser {cfg.denoiser!r} (known: {', '.join(DENOISERS)})")
             self.unet = DENOISERS[cfg.denoiser](cfg)  # the name Stable Diffusion pipelines use
+            if cfg.layout_channels:
+                self.layout = TextLayout(cfg.text_width, cfg.layout_channels, cfg.resolution, cfg.layout_tokens)
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
@@ -144,6 +153,8 @@ class BuiltinDecoder(nn.Module, TextConditioner):
             xs = torch.linspace(-1, 1, w, device=x_t.device, dtype=x_t.dtype)
             grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))  # (2,H,W)
             x_t = torch.cat([x_t, grid.expand(b, -1, -1, -1)], dim=1)  # (B,5,H,W)
+        if self.cfg.layout_channels:
+            x_t = torch.cat([x_t, self.layout(cond).to(x_t.dtype)], dim=1)  # (B,5+C,H,W)
         if self.cfg.denoiser == "transformer":
             t = t.expand(len(x_t)) if t.dim() else t.repeat(len(x_t))
             extra = {"resolution": None, "aspect_ratio": None}
