@@ -18,3 +18,20 @@ def test_speed_script_tiny_writes_json_and_markdown(tmp_path, capsys):
     ratio = result["invert"]["s_per_image"] * result["encode_batch64"]["images_per_s"]
     md = (tmp_path / "speed.md").read_text()
     assert f"**{ratio:,.0f}x** faster per image" in md and "--tiny" in md
+
+
+def test_quality_vs_budget_verdict_picks_the_cheapest_matching_budget(tmp_path):
+    spec = importlib.util.spec_from_file_location("qvb", SCRIPT.parent / "quality_vs_budget.py")
+    qvb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qvb)
+    rows = {"encoder": {"s_per_image": 0.001, "decoder_loss": 0.05, "probe_accuracy": 0.5},
+            "invert_10": {"steps": 10, "s_per_image": 0.1, "decoder_loss": 0.09, "probe_accuracy": 0.4},
+            "invert_50": {"steps": 50, "s_per_image": 0.5, "decoder_loss": 0.049, "probe_accuracy": 0.5},
+            "invert_300": {"steps": 300, "s_per_image": 3.0, "decoder_loss": 0.03, "probe_accuracy": 0.6}}
+    assert "50 steps" in qvb._verdict(rows) and "**500x**" in qvb._verdict(rows)
+    rows.pop("invert_50"), rows.pop("invert_300")
+    assert qvb._verdict(rows).startswith("No optimisation budget")
+    assert qvb.main(["--out", str(tmp_path), "--n", "2", "--budgets", "1"]) == 0
+    result = json.loads((tmp_path / "quality_vs_budget.json").read_text())
+    assert set(result["rows"]) == {"encoder", "invert_1", "human_caption", "full_caption"}
+    assert result["rows"]["invert_1"]["s_per_image"] > 0 and "| encoder |" in (tmp_path / "quality_vs_budget.md").read_text()
