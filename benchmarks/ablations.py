@@ -27,10 +27,17 @@ import sys
 import torch
 
 
+def _vocab_label(model_cfg: dict) -> str:
+    """The head's vocabulary, naming the punctuation tokens an allow-list adds."""
+    vocab = model_cfg["head"]["vocab"]
+    punct = [w for w in model_cfg.get("allow_words", []) if not any(c.isalnum() for c in w)]
+    return f"{vocab} + {len(punct)} punctuation tokens" if vocab == "allow_list" and punct else vocab
+
+
 def _setting(model, folder: pathlib.Path) -> dict:
     cfg = json.loads((folder / "train_config.json").read_text())["config"]
     head = model.cfg.head
-    return {"vocab": head.vocab, "anneal": head.anneal, "tau": f"{head.tau_start}->{head.tau_end}" if head.anneal
+    return {"vocab": _vocab_label(cfg["model"]), "anneal": head.anneal, "tau": f"{head.tau_start}->{head.tau_end}" if head.anneal
             else f"{head.tau_start} fixed", "num_tokens": model.cfg.encoder.num_tokens, "steps": cfg["steps"]}
 
 
@@ -61,12 +68,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("encoders", nargs="+")
     ap.add_argument("--out", default="benchmarks/ablations")
+    ap.add_argument("--render", action="store_true", help="only rewrite the Markdown from the JSON in --out")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    rows = {f: measure(f) for f in a.encoders}
     out = pathlib.Path(a.out)
+    if a.render:
+        saved = json.loads((out / "ablations.json").read_text())
+        cmd, rows = saved["command"], saved["results"]
+        for f, r in rows.items():
+            r["vocab"] = _vocab_label(json.loads((pathlib.Path(f) / "train_config.json").read_text())["config"]["model"])
+    else:
+        rows = {f: measure(f) for f in a.encoders}
+        cmd = "OMP_NUM_THREADS=1 python benchmarks/ablations.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     out.mkdir(parents=True, exist_ok=True)
-    cmd = "OMP_NUM_THREADS=1 python benchmarks/ablations.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     (out / "ablations.json").write_text(json.dumps({"command": cmd, "results": rows}, indent=2))
     lines = ["# Text-head ablations", "", "Command:", "", f"    {cmd}", "",
              "| encoder | vocabulary | temperature | steps | decoder loss: text | human caption | full caption | empty "
