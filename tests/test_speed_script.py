@@ -28,9 +28,10 @@ def test_quality_vs_budget_verdict_picks_the_cheapest_matching_budget(tmp_path):
             "invert_10": {"steps": 10, "s_per_image": 0.1, "decoder_loss": 0.09, "probe_accuracy": 0.4},
             "invert_50": {"steps": 50, "s_per_image": 0.5, "decoder_loss": 0.049, "probe_accuracy": 0.5},
             "invert_300": {"steps": 300, "s_per_image": 3.0, "decoder_loss": 0.03, "probe_accuracy": 0.6}}
-    assert "50 steps" in qvb._verdict(rows) and "**500x**" in qvb._verdict(rows)
+    loss_line, acc_line = qvb._verdict(rows).split("\n\n")
+    assert "50 steps" in loss_line and "**500x**" in loss_line and "50 steps" in acc_line
     rows.pop("invert_50"), rows.pop("invert_300")
-    assert qvb._verdict(rows).startswith("No optimisation budget")
+    assert all(line.startswith("No optimisation budget") for line in qvb._verdict(rows).split("\n\n"))
     assert qvb.main(["--out", str(tmp_path), "--n", "2", "--budgets", "1"]) == 0
     result = json.loads((tmp_path / "quality_vs_budget.json").read_text())
     assert set(result["rows"]) == {"encoder", "invert_1", "human_caption", "full_caption"}
