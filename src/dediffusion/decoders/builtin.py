@@ -6,6 +6,12 @@ a size that trains on two CPU cores. It works in pixel space (as the paper's
 Imagen-like decoder does, Sec. 3) with v-prediction and a cosine schedule,
 and gives the UNet two fixed coordinate channels (CoordConv) so that position
 words are cheap to learn.
+
+Optional variants (off by default; README, "Findings"): pooled text in the
+timestep embedding, cross-attention at full resolution, a text -> layout
+readout as extra input channels (``layout.py``), and a PixArt-style DiT in
+place of the UNet. None of them learned position words within this project's
+CPU budget; they are kept, tested, for longer runs.
 """
 from __future__ import annotations
 
