@@ -92,7 +92,7 @@ class DeDiffusion(nn.Module):
     # --- inference -------------------------------------------------------------------
     @torch.no_grad()
     def token_ids(self, images: torch.Tensor) -> torch.Tensor:
-        """Hard vocabulary ids (B, N): the argmax token at every position."""
+        """Hard vocabulary ids (B, N): at every position the argmax, or the seeded draw (``head.inference``)."""
         return self.head.hard_ids(self.forward_encoder(images))
 
     @torch.no_grad()
