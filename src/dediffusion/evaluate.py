@@ -173,13 +173,19 @@ def caption_losses(decoder, seed: int, n: int = 256, model=None, t_min: int = 20
     too. This check costs seconds (no sampling).
     """
     chunk = scenes(seed, 0, n)
-    images = images_tensor(chunk, decoder.resolution)
-    gen = torch.Generator().manual_seed(seed)
-    t = torch.randint(t_min, t_max + 1, (n,), generator=gen)
-    noise = torch.randn(images.shape, generator=gen)
     prompts = {k: [f(s) for s in chunk] for k, f in CAPTIONS.items()}
     if model is not None:
-        prompts["dediffusion"] = model.texts(images)
+        prompts["dediffusion"] = model.texts(images_tensor(chunk, decoder.resolution))
+    return _fixed_noise_losses(decoder, chunk, prompts, seed, t_min, t_max)
+
+
+def _fixed_noise_losses(decoder, chunk: list[Scene], prompts: dict[str, list[str]], seed: int, t_min: int,
+                        t_max: int) -> dict[str, float]:
+    """Mean denoising loss of ``chunk``'s images given each prompt list, all with the same (t, noise) draws."""
+    images = images_tensor(chunk, decoder.resolution)
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.randint(t_min, t_max + 1, (len(chunk),), generator=gen)
+    noise = torch.randn(images.shape, generator=gen)
     return {k: float(decoder.loss(images, decoder.text_states(p), t, noise).mean()) for k, p in prompts.items()}
 
 
@@ -204,11 +210,7 @@ def word_sensitivity(decoder, seed: int, n: int = 200, t_min: int = 950, t_max: 
     position words scores ``full_caption`` clearly below ``position_changed``.
     """
     chunk = [s for s in scenes(seed, 0, 8 * n) if len(s.objects) == 1][:n]
-    images = images_tensor(chunk, decoder.resolution)
-    gen = torch.Generator().manual_seed(seed)
-    t = torch.randint(t_min, t_max + 1, (len(chunk),), generator=gen)
-    noise = torch.randn(images.shape, generator=gen)
     prompts = {"full_caption": [full_caption(s) for s in chunk],
                "position_changed": [full_caption(_moved(s)) for s in chunk],
                "colour_changed": [full_caption(_recoloured(s)) for s in chunk], "empty": [""] * len(chunk)}
-    return {k: float(decoder.loss(images, decoder.text_states(p), t, noise).mean()) for k, p in prompts.items()}
+    return _fixed_noise_losses(decoder, chunk, prompts, seed, t_min, t_max)

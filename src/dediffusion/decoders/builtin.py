@@ -162,7 +162,7 @@ class BuiltinDecoder(nn.Module, TextConditioner):
         if self.cfg.layout_channels:
             x_t = torch.cat([x_t, self.layout(cond).to(x_t.dtype)], dim=1)  # (B,5+C,H,W)
         if self.cfg.denoiser == "transformer":
-            t = t.expand(len(x_t)) if t.dim() else t.repeat(len(x_t))
+            t = t.reshape(-1).expand(len(x_t))  # PixArt wants one timestep per sample
             extra = {"resolution": None, "aspect_ratio": None}
             return self.unet(x_t, encoder_hidden_states=cond, timestep=t, added_cond_kwargs=extra).sample
         return self.unet(x_t, t, encoder_hidden_states=cond).sample
