@@ -1,6 +1,10 @@
+from dataclasses import replace
+
+import pytest
 import torch
 
 from dediffusion.checkpoint import load_tensors
+from dediffusion.decoders.builtin import BuiltinDecoder
 from dediffusion.train.decoder import DecoderTrainConfig, pretrain_decoder
 from dediffusion.train.encoder import train_encoder
 from dediffusion.train.loop import read_train_state
@@ -37,3 +41,29 @@ def test_decoder_resume_continues_exactly(tmp_path):
         assert _same(_state(tmp_path / "straight", group), _state(tmp_path / "split", group)), group
     a = load_tensors(tmp_path / "straight" / "decoder.safetensors", None)
     assert _same(a, load_tensors(tmp_path / "split" / "decoder.safetensors", None))
+
+
+def test_decoder_batches_from_worker_processes_train_identically(tmp_path):
+    """workers=2 (a DataLoader building batches ahead, as beside a GPU) is the same run, resumed midway."""
+    cfg = DecoderTrainConfig(decoder=TINY_DECODER, steps=4, batch_size=4, checkpoint_every=10)
+    pretrain_decoder(cfg, tmp_path / "inline", progress=False)
+    workers = replace(cfg, workers=2)
+    pretrain_decoder(workers, tmp_path / "workers", progress=False, stop_at=2)
+    pretrain_decoder(workers, tmp_path / "workers", progress=False, resume=True)
+    for group in ("params", "ema", "optimizer"):
+        assert _same(_state(tmp_path / "inline", group), _state(tmp_path / "workers", group)), group
+
+
+def test_decoder_init_from_starts_at_the_saved_weights(tmp_path):
+    start = tmp_path / "start"
+    BuiltinDecoder(replace(TINY_DECODER, seed=5)).save(start, dtype=torch.float32)  # other weights, same shapes
+    cfg = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1, init_from=str(start))
+    pretrain_decoder(cfg, tmp_path / "ft", progress=False)
+    saved = load_tensors(start / "decoder.safetensors", None)
+    assert _same(_state(tmp_path / "ft", "params"), saved)  # lr 0: still exactly the starting weights
+    fresh = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1)
+    pretrain_decoder(fresh, tmp_path / "fresh", progress=False)
+    assert not _same(_state(tmp_path / "fresh", "params"), saved)
+    with pytest.raises(ValueError, match="init_from"):
+        other = replace(TINY_DECODER, unet_channels=(8, 8))
+        pretrain_decoder(replace(cfg, decoder=other), tmp_path / "bad", progress=False)

@@ -186,6 +186,8 @@ def _fixed_noise_losses(decoder, chunk: list[Scene], prompts: dict[str, list[str
     gen = torch.Generator().manual_seed(seed)
     t = torch.randint(t_min, t_max + 1, (len(chunk),), generator=gen)
     noise = torch.randn(images.shape, generator=gen)
+    dev = decoder.token_embedding.device  # draws on the CPU, so a GPU run gives the same numbers
+    images, t, noise = images.to(dev), t.to(dev), noise.to(dev)
     return {k: float(decoder.loss(images, decoder.text_states(p), t, noise).mean()) for k, p in prompts.items()}
 
 

@@ -64,14 +64,14 @@ class TextConditioner:
         """States (B, L, D) for lists of content ids of any lengths: SOS, ids, EOS, then the tokenizer's pad
         token (EOS for CLIP / SD 1.x, ``!`` for SD 2.x), exactly as the tokenizer pads ordinary text."""
         length, table = self.context_length, self.token_embedding
-        full = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long, device=table.device)
+        full = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long)  # built on the CPU
         full[:, 0] = self.tokenizer.bos_token_id
         for i, row in enumerate(ids):
             if len(row) > length - 2:
                 raise ValueError(f"{len(row)} tokens do not fit the decoder's context of {length}")
             full[i, 1 : 1 + len(row)] = torch.tensor(row, dtype=torch.long)
             full[i, 1 + len(row)] = self.tokenizer.eos_token_id
-        return self._encode_embeds(F.embedding(full, table))  # one lookup: one (sparse-row) gradient
+        return self._encode_embeds(F.embedding(full.to(table.device), table))  # one lookup: one (sparse-row) gradient
 
     def text_states(self, prompts: list[str]) -> torch.Tensor:
         return self.text_states_from_ids(self.tokenize(prompts))

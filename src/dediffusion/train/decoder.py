@@ -16,6 +16,7 @@ from .. import diffusion
 from ..checkpoint import write_json
 from ..config import to_dict
 from ..decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
+from ..decoders.text import TextConditioner
 from ..world.data import images_tensor, scenes
 from ..world.scenes import web_caption
 from .loop import EMA, has_train_state, load_train_state, run_training, step_generator
@@ -37,6 +38,9 @@ class DecoderTrainConfig:
     data_seed: int = 0  # training scenes; evaluation uses other seeds
     seed: int = 0
     checkpoint_every: int = 500
+    device: str = "cpu"  # "cuda" on a GPU; batches are still built (deterministically) on the CPU
+    workers: int = 0  # DataLoader processes building batches ahead of the model (useful beside a GPU)
+    init_from: str | None = None  # a decoder folder whose weights a fresh run starts from (fine-tuning)
 
 
 def _captions(batch, cfg: DecoderTrainConfig, step: int) -> list[str]:
@@ -58,15 +62,69 @@ def _timesteps(batch: int, cfg: DecoderTrainConfig, gen: torch.Generator) -> tor
     return t
 
 
-def decoder_step(model: BuiltinDecoder, cfg: DecoderTrainConfig, step: int) -> torch.Tensor:
-    """Mean training loss of batch number ``step`` (deterministic in (seed, step))."""
+def decoder_batch(cfg: DecoderTrainConfig, step: int, tokenize) -> tuple:
+    """Batch number ``step`` as CPU tensors (images, token ids, t, noise); deterministic in (seed, step)."""
     batch = scenes(cfg.data_seed, step * cfg.batch_size, cfg.batch_size)
-    images = images_tensor(batch, cfg.decoder.resolution)
+    images = images_tensor(batch, cfg.decoder.resolution)  # (B,3,R,R)
     gen = step_generator(cfg.seed, step)
     t = _timesteps(len(batch), cfg, gen)
     noise = torch.randn(images.shape, generator=gen)
-    cond = model.text_states(_captions(batch, cfg, step))
-    return model.loss(images, cond, t, noise, cfg.min_snr_gamma).mean()
+    return images, tokenize(_captions(batch, cfg, step)), t, noise
+
+
+def batch_loss(model: BuiltinDecoder, cfg: DecoderTrainConfig, batch: tuple) -> torch.Tensor:
+    dev = model.token_embedding.device
+    images, ids, t, noise = batch
+    cond = model.text_states_from_ids(ids)
+    return model.loss(images.to(dev), cond, t.to(dev), noise.to(dev), cfg.min_snr_gamma).mean()
+
+
+def decoder_step(model: BuiltinDecoder, cfg: DecoderTrainConfig, step: int) -> torch.Tensor:
+    """Mean training loss of batch number ``step`` (deterministic in (seed, step))."""
+    return batch_loss(model, cfg, decoder_batch(cfg, step, model.tokenize))
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Steps start..steps-1 as batches, for a DataLoader whose workers build them ahead of the model."""
+
+    def __init__(self, cfg: DecoderTrainConfig, start: int, tokenize):
+        self.cfg, self.start, self.tokenize = cfg, start, tokenize
+
+    def __len__(self) -> int:
+        return self.cfg.steps - self.start
+
+    def __getitem__(self, i: int) -> tuple:
+        return decoder_batch(self.cfg, self.start + i, self.tokenize)
+
+
+class _Tokenizer(TextConditioner):
+    """Just the decoder's ``tokenize``: what worker processes need, without the model's (GPU) weights."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+
+def _batch_source(model: BuiltinDecoder, cfg: DecoderTrainConfig, start: int):
+    """step -> batch: built in place, or taken in order from ``cfg.workers`` DataLoader processes."""
+    if not cfg.workers:
+        return lambda step: decoder_batch(cfg, step, model.tokenize)
+    tokenize = _Tokenizer(model.tokenizer).tokenize
+    loader = torch.utils.data.DataLoader(_Batches(cfg, start, tokenize), batch_size=None,
+                                         num_workers=cfg.workers, prefetch_factor=4, persistent_workers=False)
+    it = iter(loader)
+    return lambda step: next(it)
+
+
+def _start_weights(model: BuiltinDecoder, folder: str) -> None:
+    """Copy a saved decoder's weights (same architecture) into ``model`` before a fresh run."""
+    from ..decoders import load_decoder
+
+    saved = load_decoder(folder).state_dict()
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k not in saved or saved[k].shape != v.shape:
+                raise ValueError(f"init_from={folder}: no matching {k!r} (was it trained with this config?)")
+            v.copy_(saved[k])
 
 
 def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progress: bool = True,
@@ -74,7 +132,9 @@ def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progres
     """Train, checkpointing to ``out`` every ``checkpoint_every`` steps; EMA weights are exported."""
     out = pathlib.Path(out)
     model = BuiltinDecoder(cfg.decoder)
-    model.train()
+    if cfg.init_from:
+        _start_weights(model, cfg.init_from)
+    model.to(cfg.device).train()
     params = dict(model.named_parameters())
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(params, cfg.ema_decay)
@@ -82,9 +142,10 @@ def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progres
     if resume and has_train_state(out):
         start = load_train_state(out, params, ema, opt)["step"]
     write_json(out / "train_config.json", {"kind": "decoder", "config": to_dict(cfg)})
+    next_batch = _batch_source(model, cfg, start)
 
     def step_fn(step):
-        loss = decoder_step(model, cfg, step)
+        loss = batch_loss(model, cfg, next_batch(step))
         return loss, {"loss": loss.item()}
 
     run_training(name="decoder", out=out, step_fn=step_fn, params=params, opt=opt, steps=cfg.steps, start=start,

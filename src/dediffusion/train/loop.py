@@ -107,7 +107,7 @@ def load_train_state(folder, params: dict, ema: EMA | None, opt) -> dict:
         for k, p in params.items():
             p.copy_(saved["params"][k])
     if ema is not None:
-        ema.shadow = saved["ema"]
+        ema.shadow = {k: v.to(params[k].device) for k, v in saved["ema"].items()}
     load_optimizer_tensors(opt, saved["optimizer"])
     return meta
 
