@@ -64,6 +64,10 @@ def test_decoder_init_from_starts_at_the_saved_weights(tmp_path):
     fresh = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1)
     pretrain_decoder(fresh, tmp_path / "fresh", progress=False)
     assert not _same(_state(tmp_path / "fresh", "params"), saved)
+    cont = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1,
+                              init_from=str(tmp_path / "fresh"))  # a training folder: its raw parameters
+    pretrain_decoder(cont, tmp_path / "cont", progress=False)
+    assert _same(_state(tmp_path / "cont", "params"), _state(tmp_path / "fresh", "params"))
     with pytest.raises(ValueError, match="init_from"):
         other = replace(TINY_DECODER, unet_channels=(8, 8))
         pretrain_decoder(replace(cfg, decoder=other), tmp_path / "bad", progress=False)

@@ -19,7 +19,7 @@ from ..decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from ..decoders.text import TextConditioner
 from ..world.data import images_tensor, scenes
 from ..world.scenes import web_caption
-from .loop import EMA, has_train_state, load_train_state, run_training, step_generator
+from .loop import EMA, has_train_state, load_train_state, read_train_state, run_training, step_generator
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,14 @@ def _batch_source(model: BuiltinDecoder, cfg: DecoderTrainConfig, start: int):
 
 
 def _start_weights(model: BuiltinDecoder, folder: str) -> None:
-    """Copy a saved decoder's weights (same architecture) into ``model`` before a fresh run."""
-    from ..decoders import load_decoder
+    """Copy saved weights (same architecture) into ``model`` before a fresh run: a training folder's
+    raw parameters (where training left off), else a decoder folder's exported (EMA) weights."""
+    if has_train_state(folder):
+        saved = {k: v.float() for k, v in read_train_state(folder)[1]["params"].items()}
+    else:
+        from ..decoders import load_decoder
 
-    saved = load_decoder(folder).state_dict()
+        saved = load_decoder(folder).state_dict()
     with torch.no_grad():
         for k, v in model.state_dict().items():
             if k not in saved or saved[k].shape != v.shape:

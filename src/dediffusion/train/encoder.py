@@ -41,11 +41,14 @@ def world_model_config() -> DeDiffusionConfig:
     The head emits only the words the built-in decoder was trained on. Where
     the paper is silent or its 500K-step schedule is out of reach, these are
     what worked in a few thousand CPU steps: straight-through Gumbel (hard
-    tokens in the forward pass), wav2vec 2.0's batch-diversity loss against
-    collapse to one text, and a seeded draw from the token distributions at
-    inference (their argmax repeats one word after so short a schedule).
+    tokens in the forward pass) with the Gumbel noise scaled by 0.3 and the
+    logits by 4 (the forward text stays close to what inference emits),
+    wav2vec 2.0's batch-diversity loss against collapse to one text, and a
+    seeded draw from the token distributions at inference (their argmax
+    repeats one word after so short a schedule).
     """
-    head = TextHeadConfig(vocab="allow_list", estimator="straight_through", diversity_weight=0.1, inference="sample")
+    head = TextHeadConfig(vocab="allow_list", estimator="straight_through", diversity_weight=0.1, inference="sample",
+                          noise_scale=0.3, logit_scale=4.0)
     return DeDiffusionConfig(head=head, allow_words=tuple(vocabulary_words()))
 
 
@@ -54,7 +57,7 @@ class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder or Stable Diffusion folder / hub id; empty: the shipped built-in decoder
     backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 32  # the global batch, over all processes
     lr: float = 1e-3
     warmup: int = 100
