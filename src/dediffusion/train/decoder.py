@@ -40,7 +40,7 @@ class DecoderTrainConfig:
     checkpoint_every: int = 500
     device: str = "cpu"  # "cuda" on a GPU; batches are still built (deterministically) on the CPU
     workers: int = 0  # DataLoader processes building batches ahead of the model (useful beside a GPU)
-    init_from: str | None = None  # a decoder folder whose weights a fresh run starts from (fine-tuning)
+    init_from: str | None = None  # a training folder (raw weights) or decoder folder a fresh run starts from
 
 
 def _captions(batch, cfg: DecoderTrainConfig, step: int) -> list[str]:
@@ -73,15 +73,11 @@ def decoder_batch(cfg: DecoderTrainConfig, step: int, tokenize) -> tuple:
 
 
 def batch_loss(model: BuiltinDecoder, cfg: DecoderTrainConfig, batch: tuple) -> torch.Tensor:
+    """Mean training loss of one ``decoder_batch``, on the model's device."""
     dev = model.token_embedding.device
     images, ids, t, noise = batch
     cond = model.text_states_from_ids(ids)
     return model.loss(images.to(dev), cond, t.to(dev), noise.to(dev), cfg.min_snr_gamma).mean()
-
-
-def decoder_step(model: BuiltinDecoder, cfg: DecoderTrainConfig, step: int) -> torch.Tensor:
-    """Mean training loss of batch number ``step`` (deterministic in (seed, step))."""
-    return batch_loss(model, cfg, decoder_batch(cfg, step, model.tokenize))
 
 
 class _Batches(torch.utils.data.Dataset):
