@@ -10,8 +10,10 @@ words are cheap to learn.
 Optional variants (off by default; README, "Findings"): pooled text in the
 timestep embedding, cross-attention at full resolution, a text -> layout
 readout as extra input channels (``layout.py``), and a PixArt-style DiT in
-place of the UNet. None of them learned position words within this project's
-CPU budget; they are kept, tested, for longer runs.
+place of the UNet. The shipped decoder uses the layout readout
+(``layout_channels=8``), which learned position words given a GPU's worth of
+steps; the others did not within this project's CPU budget and are kept,
+tested, for longer runs.
 """
 from __future__ import annotations
 
