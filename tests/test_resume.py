@@ -32,6 +32,27 @@ def test_encoder_resume_continues_exactly(tiny_decoder_dir, tmp_path):
     assert not _same(a, mid)  # the resumed run did train further
 
 
+def test_encoder_world_rendered_ahead_by_workers_trains_identically(tiny_decoder_dir, tmp_path):
+    """data.workers=2 on the embedded world (DataLoader processes render scenes ahead, as beside a GPU)
+    is the same run, also when stopped and resumed midway."""
+    cfg = tiny_train_cfg(steps=4)
+    train_encoder(cfg, tmp_path / "inline", tiny_decoder_dir, progress=False)
+    workers = replace(cfg, data=replace(cfg.data, workers=2))
+    train_encoder(workers, tmp_path / "workers", tiny_decoder_dir, progress=False, stop_at=2)
+    train_encoder(workers, tmp_path / "workers", tiny_decoder_dir, progress=False, resume=True)
+    for group in ("params", "optimizer"):
+        assert _same(_state(tmp_path / "inline", group), _state(tmp_path / "workers", group)), group
+
+
+def test_prefetched_world_refuses_to_go_backwards():
+    from dediffusion.train.data import PrefetchWorldSource, WorldSource
+
+    source = PrefetchWorldSource(4, 16, 0, workers=1, start=2, steps=5)
+    assert torch.equal(source.images(3, 1, 2), WorldSource(4, 16, 0).images(3, 1, 2))  # skips step 2
+    with pytest.raises(ValueError, match="backwards"):
+        source.images(2)
+
+
 def test_decoder_resume_continues_exactly(tmp_path):
     cfg = DecoderTrainConfig(decoder=TINY_DECODER, steps=4, batch_size=4, checkpoint_every=10)
     pretrain_decoder(cfg, tmp_path / "straight", progress=False)

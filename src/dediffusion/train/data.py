@@ -34,7 +34,7 @@ from ..images import ImageInputError
 class DataConfig:
     paths: tuple[str, ...] = ()  # image folders / files / WebDataset shards; empty: the embedded world
     shuffle_buffer: int = 10_000  # items (keys and loaders) mixed at a time
-    workers: int = 0  # threads decoding a micro-batch's images (0: in the training thread)
+    workers: int = 0  # folders: threads decoding a micro-batch's images; world: processes rendering ahead (0: none)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -196,7 +196,45 @@ class WorldSource:
         return images_tensor(scenes(self.seed, step * self.batch_size + part * size, size), self.resolution)
 
 
-def make_source(cfg: DataConfig, batch_size: int, resolution: int, seed: int):
+class _WorldSteps(torch.utils.data.Dataset):
+    """Whole global batches of steps ``start, start + 1, ...`` for DataLoader workers."""
+
+    def __init__(self, source: WorldSource, start: int, steps: int):
+        self.source, self.start, self.steps = source, start, steps
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start, 0)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.source.images(self.start + i)  # (B,3,R,R)
+
+
+class PrefetchWorldSource:
+    """The embedded world rendered ahead by ``workers`` DataLoader processes (the same images as
+    :class:`WorldSource`; beside a GPU the scene rendering, not the model, is otherwise the bottleneck).
+
+    Steps must be asked for in order from ``start``, as the training loop does.
+    """
+
+    def __init__(self, batch_size: int, resolution: int, seed: int, workers: int, start: int, steps: int):
+        self.world = WorldSource(batch_size, resolution, seed)
+        loader = torch.utils.data.DataLoader(_WorldSteps(self.world, start, steps), batch_size=None,
+                                             num_workers=workers, prefetch_factor=4)
+        self._it, self._step, self._batch = iter(loader), start - 1, None
+
+    def images(self, step: int, part: int = 0, parts: int = 1) -> torch.Tensor:
+        while self._step < step:
+            self._batch, self._step = next(self._it), self._step + 1
+        if self._step != step:
+            raise ValueError(f"prefetched world data is past step {step} (steps must not go backwards)")
+        size = self.world.batch_size // parts
+        return self._batch[part * size:(part + 1) * size]
+
+
+def make_source(cfg: DataConfig, batch_size: int, resolution: int, seed: int, start: int = 0, steps: int = 0):
+    """Images by step. World scenes are rendered ahead by ``cfg.workers`` processes when given ``steps``."""
     if not cfg.paths:
+        if cfg.workers and steps:
+            return PrefetchWorldSource(batch_size, resolution, seed, cfg.workers, start, steps)
         return WorldSource(batch_size, resolution, seed)
     return FolderSource(cfg, batch_size, resolution, seed)

@@ -162,10 +162,11 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
     ref = decoder_reference(decoder_folder, out, write=d.main)
     model = build_model(cfg, decoder_folder, ref).to(d.device).train()
     forward = distributed.wrap(model, d)
-    source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
+    last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+    source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed, start, last)
     if d.main:
         write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
 
