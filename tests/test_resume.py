@@ -44,6 +44,21 @@ def test_encoder_world_rendered_ahead_by_workers_trains_identically(tiny_decoder
         assert _same(_state(tmp_path / "inline", group), _state(tmp_path / "workers", group)), group
 
 
+def test_encoder_init_from_starts_at_the_saved_weights(tiny_decoder_dir, tmp_path):
+    cfg = tiny_train_cfg(steps=2)
+    train_encoder(cfg, tmp_path / "first", tiny_decoder_dir, progress=False)
+    saved = load_tensors(tmp_path / "first" / "encoder.safetensors", None)
+    still = replace(cfg, lr=0.0, steps=1, warmup=1, init_from=str(tmp_path / "first"))
+    model = train_encoder(still, tmp_path / "still", tiny_decoder_dir, progress=False)
+    assert _same(model.trainable_state(), saved)  # lr 0: exactly the starting weights
+    fresh = train_encoder(replace(still, init_from=""), tmp_path / "fresh", tiny_decoder_dir, progress=False)
+    assert not _same(fresh.trainable_state(), saved)
+    other = replace(cfg, model=replace(cfg.model, encoder=replace(cfg.model.encoder, num_tokens=3)),
+                    init_from=str(tmp_path / "first"))
+    with pytest.raises(ValueError, match="init_from"):
+        train_encoder(other, tmp_path / "bad", tiny_decoder_dir, progress=False)
+
+
 def test_prefetched_world_refuses_to_go_backwards():
     from dediffusion.train.data import PrefetchWorldSource, WorldSource
 

@@ -69,6 +69,7 @@ class EncoderTrainConfig:
     checkpoint_every: int = 250
     micro_batches: int = 0  # parts of the global batch, each with its own noise stream; 0: one per process
     device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
+    init_from: str = ""  # an encoder folder (encoder.safetensors, same architecture) a fresh run starts from
     data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/data.py); none: the world
 
 
@@ -150,6 +151,20 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
     return model
 
 
+def start_weights(model: DeDiffusion, folder) -> None:
+    """Copy a trained encoder's weights (encoder + head; same architecture) into ``model`` before a
+    fresh run, e.g. to continue a short run under another schedule or on other data."""
+    from ..checkpoint import load_tensors, safe_child
+
+    saved = load_tensors(safe_child(resolve(folder, "encoder"), "encoder.safetensors"), None)
+    own = model.trainable_state()
+    with torch.no_grad():
+        for k, v in own.items():
+            if k not in saved or saved[k].shape != v.shape:
+                raise ValueError(f"init_from={folder}: no matching {k!r} (was it trained with this config?)")
+            v.copy_(saved[k])
+
+
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
                   stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated. Under torchrun: one process each."""
@@ -165,6 +180,8 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_train_state(out, params, None, opt)["step"] if resume and has_train_state(out) else 0
+    if cfg.init_from and start == 0:
+        start_weights(model, cfg.init_from)
     last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed, start, last)
     if d.main:
