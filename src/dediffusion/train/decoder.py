@@ -19,7 +19,8 @@ from ..decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from ..decoders.text import TextConditioner
 from ..world.data import images_tensor, scenes
 from ..world.scenes import web_caption
-from .loop import EMA, has_train_state, load_train_state, read_train_state, run_training, step_generator
+from .loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state, run_training,
+                   step_generator)
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,7 @@ def _start_weights(model: BuiltinDecoder, folder: str) -> None:
         from ..decoders import load_decoder
 
         saved = load_decoder(folder).state_dict()
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if k not in saved or saved[k].shape != v.shape:
-                raise ValueError(f"init_from={folder}: no matching {k!r} (was it trained with this config?)")
-            v.copy_(saved[k])
+    copy_start_weights(model.state_dict(), saved, folder)
 
 
 def pretrain_decoder(cfg: DecoderTrainConfig, out, resume: bool = False, progress: bool = True,

@@ -33,7 +33,7 @@ from ..text_head import TextHeadConfig, temperature
 from ..world.scenes import vocabulary_words
 from . import distributed
 from .data import DataConfig, WorldSource, check_resume_data, make_source
-from .loop import has_train_state, load_train_state, run_training, step_generator
+from .loop import copy_start_weights, has_train_state, load_train_state, run_training, step_generator
 
 
 def world_model_config() -> DeDiffusionConfig:
@@ -161,12 +161,7 @@ def start_weights(model: DeDiffusion, folder) -> None:
     from ..checkpoint import load_tensors, safe_child
 
     saved = load_tensors(safe_child(resolve(folder, "encoder"), "encoder.safetensors"), None)
-    own = model.trainable_state()
-    with torch.no_grad():
-        for k, v in own.items():
-            if k not in saved or saved[k].shape != v.shape:
-                raise ValueError(f"init_from={folder}: no matching {k!r} (was it trained with this config?)")
-            v.copy_(saved[k])
+    copy_start_weights(model.trainable_state(), saved, folder)
 
 
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,

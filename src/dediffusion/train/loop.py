@@ -158,3 +158,12 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
             save_model()
         if stopping:  # time-sliced runs: continue later with resume
             break
+
+
+def copy_start_weights(state: dict[str, torch.Tensor], saved: dict[str, torch.Tensor], folder) -> None:
+    """Copy ``saved`` into a model's ``state`` (same keys and shapes) for ``init_from=folder``."""
+    with torch.no_grad():
+        for k, v in state.items():
+            if k not in saved or saved[k].shape != v.shape:
+                raise ValueError(f"init_from={folder}: no matching {k!r} (was it trained with this config?)")
+            v.copy_(saved[k])
