@@ -7,6 +7,7 @@ inference path: argmax tokens, decoded to plain words.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pathlib
 from dataclasses import dataclass, field
@@ -69,14 +70,17 @@ class DeDiffusion(nn.Module):
         weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator, hard)
         return self.head.embed(weights, self.decoder.token_embedding)
 
-    def forward_loss(self, images, token_vectors, t, noise) -> torch.Tensor:
-        cond = self.decoder.text_states_from_embeds(token_vectors)  # (B,L,D)
+    def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
+        cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
         return self.decoder.loss(images, cond, t, noise).mean()
 
-    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None):
-        """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise."""
+    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None, lengths=None):
+        """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
+
+        ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
+        """
         logits = self.forward_encoder(images)
-        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise)
+        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise, lengths)
         repeat = collision_rate(logits).mean()  # (), logged even when not penalised
         sameness = batch_diversity(logits)  # ()
         head = self.cfg.head
@@ -92,12 +96,29 @@ class DeDiffusion(nn.Module):
     # --- inference -------------------------------------------------------------------
     @torch.no_grad()
     def token_ids(self, images: torch.Tensor) -> torch.Tensor:
-        """Hard vocabulary ids (B, N): at every position the argmax, or the seeded draw (``head.inference``)."""
-        return self.head.hard_ids(self.forward_encoder(images))
+        """Hard vocabulary ids (B, K): at every position the argmax, or the seeded draw (``head.inference``);
+        the first K = ``head.inference_tokens`` positions (0: all N)."""
+        ids = self.head.hard_ids(self.forward_encoder(images))
+        return ids[:, : self.cfg.head.inference_tokens or None]
 
     @torch.no_grad()
     def texts(self, images: torch.Tensor) -> list[str]:
         return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images)]
+
+    def set_inference(self, **changes) -> "DeDiffusion":
+        """Change inference settings of the head (``inference``, ``sample_temperature``, ``inference_tokens``, ...).
+
+        ``inference_tokens=K`` keeps the first K tokens: with a TailDrop-trained encoder the first tokens
+        carry the most, so one model serves any budget K <= N.
+        """
+        k = changes.get("inference_tokens", 0)
+        if not 0 <= k <= self.cfg.encoder.num_tokens:
+            raise ValueError(f"--tokens {k}: this encoder writes {self.cfg.encoder.num_tokens} tokens; "
+                             f"choose 1..{self.cfg.encoder.num_tokens}")
+        head = dataclasses.replace(self.cfg.head, **changes)
+        self.cfg = dataclasses.replace(self.cfg, head=head)
+        self.head.cfg = head
+        return self
 
     # --- checkpoints -----------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:

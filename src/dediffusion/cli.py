@@ -25,11 +25,18 @@ def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _load_model(path, decoder=None):
+def _load_model(path, decoder=None, tokens: int | None = None):
+    """An encoder checkpoint; ``tokens``: emit only its first K tokens (``--tokens``, TailDrop-trained encoders)."""
     from .autoencoder import load_dediffusion
     from .pretrained import resolve
 
-    return load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder)
+    model = load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder)
+    return model.set_inference(inference_tokens=tokens) if tokens else model
+
+
+def _tokens_flag(p) -> None:
+    p.add_argument("--tokens", type=int, metavar="K", help="emit the first K tokens of each text (default: all; "
+                   "the shipped encoder is trained with TailDrop, so any K is a usable text)")
 
 
 def _report_bad(key: str, message: str) -> None:
@@ -50,7 +57,7 @@ def cmd_encode(a) -> int:
     if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _err("several processes need --out (each writes a part file; rank 0 merges them)")
         return 2
-    model = _load_model(a.model, a.decoder)
+    model = _load_model(a.model, a.decoder, a.tokens)
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
     if a.out:  # one process, or one of torchrun's (bulk_dist.py)
         summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=_report_bad,
@@ -93,7 +100,7 @@ def cmd_reconstruct(a) -> int:
     from .generate import generate
     from .images import display_path, grid, save_image
 
-    model = _load_model(a.model, a.decoder)
+    model = _load_model(a.model, a.decoder, a.tokens)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     summary, used = Summary(), set()
@@ -190,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     _decoder_flag(p, "the one the encoder was trained against")
+    _tokens_flag(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")
@@ -208,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
     _decoder_flag(p, "the one the encoder was trained against")
+    _tokens_flag(p)
     _sampling_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 

@@ -35,6 +35,7 @@ class TextHeadConfig:
     inference: str = "argmax"  # "argmax" (paper) or "sample": one seeded draw from softmax(logits / T)
     sample_temperature: float = 0.5  # T for inference="sample"
     sample_seed: int = 0  # the same Gumbel noise for every image: texts depend on the image only
+    inference_tokens: int = 0  # emit the first K tokens (0: all); a TailDrop-trained encoder serves any K
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
 
 

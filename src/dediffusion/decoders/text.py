@@ -26,8 +26,12 @@ class TextConditioner:
         """The (V, D) token-embedding table the soft tokens multiply."""
         return self.text_encoder.get_input_embeddings().weight
 
-    def text_states_from_embeds(self, tok_embeds: torch.Tensor) -> torch.Tensor:
-        """Text-encoder states (B, L, D) for N token vectors (B, N, D), N <= L - 2."""
+    def text_states_from_embeds(self, tok_embeds: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Text-encoder states (B, L, D) for N token vectors (B, N, D), N <= L - 2.
+
+        ``lengths`` (B,): keep only the first ``lengths[i]`` tokens of row i (TailDrop); EOS follows
+        them and padding the rest, exactly as for a shorter prompt.
+        """
         b, n, _ = tok_embeds.shape
         length = self.context_length
         if n > length - 2:
@@ -35,9 +39,15 @@ class TextConditioner:
         tok = self.tokenizer
         ids = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id], device=tok_embeds.device)
         sos, eos, pad = F.embedding(ids, self.token_embedding).to(tok_embeds.dtype)  # 3 x (D,)
-        seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, eos.expand(b, 1, -1),
-                         pad.expand(b, length - n - 2, -1)], dim=1)  # (B,L,D)
-        return self._encode_embeds(seq)
+        if lengths is None:
+            seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, eos.expand(b, 1, -1),
+                             pad.expand(b, length - n - 2, -1)], dim=1)  # (B,L,D)
+            return self._encode_embeds(seq)
+        j = torch.arange(length - 1, device=tok_embeds.device)[None, :, None]  # content index of positions 1..L-1
+        keep = lengths.to(tok_embeds.device)[:, None, None]  # (B,1,1)
+        body = F.pad(tok_embeds, (0, 0, 0, length - 1 - n))  # (B,L-1,D)
+        body = torch.where(j < keep, body, torch.where(j == keep, eos, pad))
+        return self._encode_embeds(torch.cat([sos.expand(b, 1, -1), body], dim=1))
 
     def _encode_embeds(self, seq: torch.Tensor) -> torch.Tensor:
         from transformers.masking_utils import create_causal_mask

@@ -18,7 +18,7 @@ from ..config import to_dict
 from ..decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from ..decoders.text import TextConditioner
 from ..world.data import images_tensor, scenes
-from ..world.scenes import web_caption
+from ..world.scenes import noisy_caption, web_caption
 from .loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state, run_training,
                    step_generator)
 
@@ -33,6 +33,7 @@ class DecoderTrainConfig:
     ema_decay: float = 0.999
     caption_dropout: float = 0.1  # empty prompt, for classifier-free guidance
     p_mention: float = 0.6  # each attribute is named in over half the captions
+    noisy_captions: float = 0.0  # share of captions written as an encoder might (world.scenes.noisy_caption)
     min_snr_gamma: float | None = None  # plain v-loss: high noise levels (layout, text) keep their weight
     high_noise_fraction: float = 0.0  # share of each batch drawn from t >= high_noise_from
     high_noise_from: int = 600  # where the layout is still hidden by noise, so only the text can tell it
@@ -46,7 +47,15 @@ class DecoderTrainConfig:
 
 def _captions(batch, cfg: DecoderTrainConfig, step: int) -> list[str]:
     rng = np.random.default_rng([cfg.seed, step, 7])
-    return ["" if rng.random() < cfg.caption_dropout else web_caption(s, rng, cfg.p_mention) for s in batch]
+    out = []
+    for s in batch:
+        if rng.random() < cfg.caption_dropout:
+            out.append("")
+        elif cfg.noisy_captions and rng.random() < cfg.noisy_captions:
+            out.append(noisy_caption(s, rng, cfg.p_mention))
+        else:
+            out.append(web_caption(s, rng, cfg.p_mention))
+    return out
 
 
 def _timesteps(batch: int, cfg: DecoderTrainConfig, gen: torch.Generator) -> torch.Tensor:

@@ -73,6 +73,8 @@ class EncoderTrainConfig:
     checkpoint_every: int = 250
     micro_batches: int = 0  # parts of the global batch, each with its own noise stream; 0: one per process
     device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
+    tail_drop: float = 0.0  # TailDrop (ViLex): share of images whose text is cut to a random length (tail_min..N)
+    tail_min: int = 1
     init_from: str = ""  # an encoder folder (encoder.safetensors, same architecture) a fresh run starts from
     data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/data.py); none: the world
 
@@ -101,6 +103,22 @@ def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: i
     return images.to(device), t.to(device), noise.to(device), gen
 
 
+def tail_lengths(cfg: EncoderTrainConfig, size: int, gen: torch.Generator) -> torch.Tensor | None:
+    """TailDrop (Wang et al., ViLex, CVPR 2025): per image, how many leading tokens the decoder sees.
+
+    A ``tail_drop`` share of the images keeps a uniform random length in [tail_min, N], the rest all N,
+    so the first tokens must carry the most and any prefix is a usable text. None when off.
+    """
+    if cfg.tail_drop <= 0:
+        return None
+    n = cfg.model.encoder.num_tokens
+    if not 1 <= cfg.tail_min <= n:
+        raise ValueError(f"tail_min={cfg.tail_min} must be in 1..num_tokens={n}")
+    cut = torch.randint(cfg.tail_min, n + 1, (size,), generator=gen)
+    drop = torch.rand(size, generator=gen) < cfg.tail_drop
+    return torch.where(drop, cut, torch.full_like(cut, n))
+
+
 def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
                  n_parts: int = 1, forward=None, device="cpu", source=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
@@ -114,7 +132,8 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
     losses, logs = [], []
     for part in parts or range(n_parts):
         images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
-        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard)
+        lengths = tail_lengths(cfg, len(images), gen)
+        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard, lengths=lengths)
         losses.append(loss)
         logs.append(log)
     if len(losses) == 1:

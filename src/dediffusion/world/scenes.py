@@ -141,6 +141,54 @@ def web_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.5) 
     return text
 
 
+FUNCTION_WORDS = ("a", "and", "at", "the", "on", "with")
+
+
+def tag_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 1.0) -> str:
+    """A tag list without function words, objects in random order: "large red circle top right black background".
+
+    Each attribute is kept with probability ``p_mention`` (1.0: every attribute, the full caption's words).
+    """
+    tags = []
+    for i in rng.permutation(len(scene.objects)):
+        o = scene.objects[i]
+        words = [w for w in (o.size, o.colour) if rng.random() < p_mention] + [o.shape]
+        if rng.random() < p_mention:
+            words += CELLS[o.cell].split()
+        tags.append(words)
+    if rng.random() < p_mention:
+        tags.insert(int(rng.integers(len(tags) + 1)), [scene.background, "background"])
+    return " ".join(w for phrase in tags for w in phrase)
+
+
+def corrupt(text: str, rng: np.random.Generator, p_drop: float = 0.1, p_repeat: float = 0.1,
+            p_stray: float = 0.05) -> str:
+    """Encoder-like noise on a caption: words dropped, repeated once, or preceded by a stray vocabulary word.
+
+    Every operation is per word and independent; a text is never emptied (its first word survives a drop
+    of all words).
+    """
+    words, vocab, out = text.split(), vocabulary_words(), []
+    for w in words:
+        if rng.random() < p_stray:
+            out.append(vocab[rng.integers(len(vocab))])
+        if rng.random() >= p_drop:
+            out.append(w)
+            if rng.random() < p_repeat:
+                out.append(w)
+    return " ".join(out) if out else (words[0] if words else "")
+
+
+def noisy_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.6) -> str:
+    """A caption as an encoder might write it (issue 13, item 2): what the decoder should still read.
+
+    Half are tag lists without function words, half web captions; then words are dropped, repeated and
+    stray vocabulary words inserted (``corrupt``). Phrase order is already varied by both generators.
+    """
+    text = tag_caption(scene, rng, p_mention) if rng.random() < 0.5 else web_caption(scene, rng, p_mention)
+    return corrupt(text, rng)
+
+
 def vocabulary_words() -> list[str]:
     """Every word any caption of this world can use (the decoder's training words)."""
     words = {"a", "and", "at", "the", "on", "background", "with"}
