@@ -32,7 +32,7 @@ def test_quality_vs_budget_verdict_picks_the_cheapest_matching_budget(tmp_path):
     assert "50 steps" in loss_line and "**500x**" in loss_line and "50 steps" in acc_line
     rows.pop("invert_50"), rows.pop("invert_300")
     assert all(line.startswith("No optimisation budget") for line in qvb._verdict(rows).split("\n\n"))
-    assert qvb.main(["--out", str(tmp_path), "--n", "2", "--budgets", "1"]) == 0
+    assert qvb.main(["--out", str(tmp_path), "--n", "2", "--budgets", "1", "--refine", "1"]) == 0
     result = json.loads((tmp_path / "quality_vs_budget.json").read_text())
-    assert set(result["rows"]) == {"encoder", "invert_1", "human_caption", "full_caption"}
+    assert set(result["rows"]) == {"encoder", "invert_1", "refine_1", "human_caption", "full_caption"}
     assert result["rows"]["invert_1"]["s_per_image"] > 0 and "| encoder |" in (tmp_path / "quality_vs_budget.md").read_text()
