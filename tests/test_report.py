@@ -105,6 +105,12 @@ def test_sweep_report_has_every_cell_and_writes_its_files(tiny_model_dir, tiny_p
         assert best["frechet_distance"] == min(fds) and best["guidance"] == guidance[fds.index(min(fds))]
         assert result["accuracy"][source] == sweep["accuracy"][source][1]  # headline: guidance 3.0
     assert all(e["empty"] == "" and len(e["random_tokens"].split()) == 6 for e in result["examples"])
+    for source in SOURCES:  # KID beside FD in every cell; per-scene hits for every cell
+        assert len(sweep["kid"]["probe"][source]) == len(guidance) and None not in sweep["kid"]["probe"][source]
+        assert all(len(h["content"]) == 4 for h in result["per_scene"]["hits"][source])
+        assert all(a["strict"] <= a["all"] + 1e-9 for a in sweep["accuracy_by_attribute"][source])
+    assert sweep["floor"]["probe"]["frechet_distance"] > 0 and result["split"] == "test"
+    assert [c["guidance"] for c in result["paired_bootstrap"]["comparisons"]] == list(guidance)
     assert result["prompt_seconds_per_image"]["inverted"] > 0
     written = write_report(result, tmp_path / "report", command="dediffusion eval ...")
     names = {p.name for p in written}
@@ -112,6 +118,7 @@ def test_sweep_report_has_every_cell_and_writes_its_files(tiny_model_dir, tiny_p
     assert json.loads((tmp_path / "report" / "report.json").read_text())["command"] == "dediffusion eval ..."
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| `inverted` |" in md and "g=1.5" in md and "as long per image as the encoder" in md
+    assert "## KID (probe features, n = 4" in md and "Probe accuracy, strict" in md and "A vs B" in md
     assert Image.open(tmp_path / "report" / "fd_vs_guidance.png").size[0] > 100
 
 

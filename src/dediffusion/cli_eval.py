@@ -17,11 +17,23 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = tuple(tuple(x.strip() for x in p.split(":")) for p in text.split(",") if p.strip())
+    if any(len(p) != 2 or not all(p) for p in pairs):
+        raise ValueError(f"--pairs wants A:B[,C:D...], got {text!r}")
+    return pairs
+
+
 def _command(a) -> str:
     """The eval command line with every setting spelled out (for the report)."""
-    parts = ["dediffusion", "eval", "--seed", a.seed, "--n", a.n, "--steps", a.steps, "--cfg", a.cfg,
+    from .evaluate import split_name
+
+    split = split_name(a.seed)
+    parts = ["dediffusion", "eval", *(("--split", split) if split != "custom" else ("--seed", a.seed)), "--n", a.n,
+             "--steps", a.steps, "--cfg", a.cfg,
              "--guidance", ",".join(f"{g:g}" for g in (a.guidance or (a.cfg,))), "--sources", ",".join(a.sources),
-             "--features", ",".join(a.features) or '""', "--batch-size", a.batch_size]
+             "--features", ",".join(a.features) or '""', "--batch-size", a.batch_size,
+             "--pairs", ",".join(f"{x}:{y}" for x, y in a.pairs) or '""']
     if "inverted" in a.sources:
         parts += ["--invert-steps", a.invert_steps, "--invert-batch", a.invert_batch]
     for flag, value in (("--model", a.model), ("--decoder", a.decoder), ("--probe", a.probe), ("--report", a.report)):
@@ -38,7 +50,7 @@ def _missing_packages(a) -> list[str]:
 
 
 def cmd_eval(a) -> int:
-    from .evaluate import EvalConfig, evaluate_sweep
+    from .evaluate import SOURCES, SPLITS, EvalConfig, evaluate_sweep
     from .invert import InvertConfig
     from .pretrained import resolve
     from .world.probe import load_probe
@@ -47,29 +59,50 @@ def cmd_eval(a) -> int:
     if missing:
         _err(f"eval needs {' and '.join(missing)}: pip install 'dediffusion[report]'")
         return 2
+    a.seed = SPLITS[a.split] if a.seed is None else a.seed  # --seed overrides --split
+    bad = sorted({s for p in a.pairs for s in p} - set(SOURCES))
+    if bad:
+        _err(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
+        return 2
     model = _load_model(a.model, a.decoder)
     if a.seed == model.cfg.train_seed:
         _err(f"--seed {a.seed} is the training seed; pick an unseen one")
         return 2
     probe = load_probe(resolve(a.probe, "probe"))
     cfg = EvalConfig(seed=a.seed, n=a.n, steps=a.steps, guidance=a.guidance or (a.cfg,), headline=a.cfg,
-                     sources=a.sources, features=a.features, batch=a.batch_size,
+                     sources=a.sources, features=a.features, batch=a.batch_size, pairs=a.pairs,
                      invert=InvertConfig(steps=a.invert_steps, batch_size=a.invert_batch))
-    result = evaluate_sweep(model, probe, cfg, progress=not a.json)
+    features = {}
+    result = evaluate_sweep(model, probe, cfg, progress=not a.json, features_out=features)
     result["decoder"] = str(a.decoder or model.cfg.decoder_path or "shipped:decoder")
     if a.report:
         from .report import write_report
 
-        for path in write_report(result, a.report, _command(a)):
+        for path in write_report(result, a.report, _command(a), features=features):
             print(f"wrote {path}", file=sys.stderr)
     if a.json:
         print(json.dumps(result, indent=2))
         return 0
-    fd = result["frechet_distance"]
-    for k, v in result["accuracy"].items():
-        print(f"{k:>14}: {v:.3f}" + "".join(f"  FD[{f}] {per[k]:.4g}" for f, per in fd.items() if per[k] is not None))
-    print(f"distinct text fraction: {result['distinct_text_fraction']:.3f}")
+    _print_summary(result)
     return 0
+
+
+def _print_summary(r: dict) -> None:
+    """Headline numbers at the headline guidance, the floor and the paired margins."""
+    from .report import fmt
+
+    print(f"split {r['split']} (seed {r['seed']}), n = {r['n']}, guidance {r['guidance']:g}")
+    fd, kid = r["frechet_distance"], r["kid"]
+    for k, v in r["accuracy"].items():
+        print(f"{k:>14}: acc {v:.3f}  strict {r['accuracy_strict'][k]:.3f}"
+              + "".join(f"  FD[{f}] {fmt(per[k], 4)}  KID[{f}] {fmt(kid[f][k], 3)}" for f, per in fd.items()))
+    for f, fl in r["floor"].items():
+        print(f"{'real floor':>14}: FD[{f}] {fmt(fl['frechet_distance'], 4)}  KID[{f}] {fmt(fl['kid'], 3)}")
+    for c in r["paired_bootstrap"]["comparisons"]:
+        if c["guidance"] == r["guidance"]:
+            m = c["accuracy_strict"]
+            print(f"{c['a']} vs {c['b']}: strict acc {m['diff']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}]")
+    print(f"distinct text fraction: {r['distinct_text_fraction']:.3f}")
 
 
 def cmd_invert(a) -> int:
@@ -78,7 +111,12 @@ def cmd_invert(a) -> int:
     from .invert import InvertConfig, invert_texts
 
     model = _load_model(a.model, a.decoder)
-    cfg = InvertConfig(steps=a.steps, num_tokens=a.tokens or 0, lr=a.lr, batch_size=a.batch_size, seed=a.seed)
+    n = model.cfg.encoder.num_tokens
+    if a.init == "encoder" and a.tokens not in (None, n):
+        _err(f"--init encoder refines the encoder's {n} tokens; drop --tokens {a.tokens}")
+        return 2
+    cfg = InvertConfig(steps=a.steps, num_tokens=a.tokens or 0, init=a.init, lr=a.lr, tau_start=a.tau_start,
+                       noise_scale=a.noise_scale, batch_size=a.batch_size, seed=a.seed)
     summary, seconds = Summary(), 0.0
     for keys, images in batches(image_items(a.images, model.decoder.resolution), a.batch_size, summary, _report_bad):
         t0 = time.perf_counter()
@@ -94,10 +132,13 @@ def cmd_invert(a) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .evaluate import DEFAULT_SOURCES, SOURCES
+    from .evaluate import DEFAULT_SOURCES, SOURCES, SPLITS
 
     p = sub.add_parser("eval", help="reconstruction quality of each prompt source: probe accuracy, Frechet distance")
-    p.add_argument("--seed", type=int, default=1, help="held-out scene stream (must differ from training's)")
+    named = ", ".join(f"{k} = seed {v}" for k, v in SPLITS.items())
+    p.add_argument("--split", choices=tuple(SPLITS), default="dev",
+                   help=f"held-out scene stream: {named} (default: dev)")
+    p.add_argument("--seed", type=int, help="any other held-out scene stream (overrides --split; not training's)")
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--cfg", type=float, default=DEFAULT_GUIDANCE,
                    help="guidance of the top-level results (if it is in --guidance; else its first value)")
@@ -114,17 +155,26 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--invert-steps", type=int, default=300, help="optimisation steps of the 'inverted' source")
     p.add_argument("--invert-batch", type=int, default=16, help="images optimised in parallel")
-    p.add_argument("--report", metavar="DIR", help="write report.json, report.md and PNG plots here")
+    p.add_argument("--pairs", type=_pairs, default=(("dediffusion", "human_caption"),), metavar="A:B,...",
+                   help="sources compared with paired bootstrap intervals (default: dediffusion:human_caption)")
+    p.add_argument("--report", metavar="DIR",
+                   help="write report.json, report.md, features.safetensors and PNG plots here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("invert", help="image(s) -> text by per-image prompt optimisation (the slow baseline)")
+    p = sub.add_parser("invert", help="image(s) -> text by per-image prompt optimisation (the slow baseline; "
+                       "--init encoder refines the encoder's text)")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="encoder whose vocabulary, token count and decoder are used (default: shipped)")
     _decoder_flag(p, "the one the encoder was trained against")
+    p.add_argument("--init", choices=("random", "encoder"), default="random",
+                   help="start from random logits, or refine the encoder's text (--steps 0: the encoder's text)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--tokens", type=int, help="prompt length (default: the encoder's)")
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--tau-start", type=float, help="Gumbel-softmax temperature at step 0, annealed to 0.3 "
+                   "(default: 2.0 from random logits, 0.3 from the encoder's)")
+    p.add_argument("--noise-scale", type=float, help="Gumbel noise multiplier (default: 1.0 random, 0.3 encoder)")
     p.add_argument("--batch-size", type=int, default=16, help="images optimised in parallel, each with its own logits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("text", "jsonl"), default="text")

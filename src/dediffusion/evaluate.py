@@ -1,10 +1,16 @@
 """``dediffusion eval``: reconstruction quality of each prompt source (the paper's Table 1 in miniature).
 
-For held-out scenes (``seed`` differs from the training seed), images are
-decoded from each prompt source with the same starting noise for every source
-and guidance scale, and judged two ways: the probe reads every attribute back
-(accuracy), and the Frechet distance between real and decoded images is taken
-in an offline feature space (``metrics.py``).
+For held-out scenes (``seed`` differs from the training seed; ``SPLITS`` names
+a dev and a test stream), images are decoded from each prompt source with the
+same starting noise per scene for every source and guidance scale, and judged
+two ways: the probe reads every attribute back (raw and strict accuracy, and
+chance-corrected: empty prompt = 0, full caption = 1), and FD and KID between
+real and decoded images are taken in an offline feature space (``metrics.py``).
+Beside them, the *floor*: FD and KID between the held-out scenes and as many
+other real scenes (the same stream's scenes n..2n-1), what a perfect decoder
+would score at this n. Per-scene probe hits are kept in the result, per-scene
+features in ``features_out``; paired bootstrap intervals compare pairs of
+sources on the same resampled scenes (``stats.py``).
 
 Prompt sources: ``dediffusion`` (the encoder's text), ``human_caption`` and
 ``full_caption`` (the world's captions), ``random_tokens`` (random allowed
@@ -20,9 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import to_dict
+from .eval_compare import chance_corrected_sweep, paired_comparisons, per_scene_lists
 from .generate import generate
 from .invert import InvertConfig, invert_texts
-from .metrics import feature_extractor, frechet_metric
+from .metrics import Distances, feature_extractor, kernel_gamma, kid_subset_size
 from .tokenizer import decode_ids
 from .world.data import images_tensor, scenes
 from .world.probe import attribute_hits, concat_hits, summarise
@@ -32,19 +39,28 @@ CAPTIONS = {"human_caption": human_caption, "full_caption": full_caption, "empty
 SOURCES = ("dediffusion", "human_caption", "full_caption", "random_tokens", "empty", "inverted")
 DEFAULT_SOURCES = ("dediffusion", "human_caption", "full_caption", "empty")
 PAPER_GUIDANCE = (1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)  # paper, Table 1
+SPLITS = {"dev": 1, "test": 7}  # held-out scene streams: tune on dev, report test once (training: seed 0)
+
+
+def split_name(seed: int) -> str:
+    """"dev" / "test" for their scene streams, "custom" for any other seed."""
+    return next((k for k, v in SPLITS.items() if v == seed), "custom")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    seed: int = 1  # held-out scene stream
+    seed: int = SPLITS["dev"]  # held-out scene stream
     n: int = 500
     steps: int = 25  # DDIM steps
     guidance: tuple[float, ...] = (3.0,)  # the sweep; PAPER_GUIDANCE for Table 1
     headline: float = 3.0  # guidance of the top-level ``accuracy`` keys (paper: best FID at 3.0, Table 6)
     sources: tuple[str, ...] = DEFAULT_SOURCES
-    features: tuple[str, ...] = ("probe",)  # Frechet-distance feature spaces (metrics.FEATURES)
+    features: tuple[str, ...] = ("probe",)  # FD / KID feature spaces (metrics.FEATURES)
     batch: int = 100
     invert: InvertConfig = field(default_factory=InvertConfig)
+    pairs: tuple[tuple[str, str], ...] = (("dediffusion", "human_caption"),)  # paired bootstrap: A vs B
+    n_boot: int = 1000  # resamples for accuracy intervals
+    n_boot_distance: int = 200  # for FD / KID intervals (each resample recomputes them from features)
 
 
 def random_token_texts(model, count: int, generator: torch.Generator) -> list[str]:
@@ -54,18 +70,23 @@ def random_token_texts(model, count: int, generator: torch.Generator) -> list[st
     return [decode_ids(model.decoder.tokenizer, row) for row in allowed[idx]]
 
 
-def _prompts(model, cfg: EvalConfig, metrics: dict, probe, progress: bool):
-    """Phase 1: every source's prompts, the real images' probe hits and Frechet statistics, prompt timings."""
+def _batches(cfg: EvalConfig, offset: int = 0):
+    """(start, scenes) for the held-out scenes ``offset .. offset + n - 1``, ``cfg.batch`` at a time."""
+    for start in range(0, cfg.n, cfg.batch):
+        yield start, scenes(cfg.seed, offset + start, min(cfg.batch, cfg.n - start))
+
+
+def _prompts(model, cfg: EvalConfig, dists: dict, probe, progress: bool):
+    """Phase 1: every source's prompts, the real images' probe hits and features, prompt timings."""
     prompts = {k: [] for k in cfg.sources}
     seconds = dict.fromkeys(cfg.sources, 0.0)
     real_hits, dd_texts = [], []
     gen = torch.Generator().manual_seed(cfg.seed)
-    for start in tqdm(range(0, cfg.n, cfg.batch), disable=not progress, desc="prompts"):
-        chunk = scenes(cfg.seed, start, min(cfg.batch, cfg.n - start))
+    for start, chunk in tqdm(_batches(cfg), disable=not progress, desc="prompts", total=-(-cfg.n // cfg.batch)):
         images = images_tensor(chunk, model.decoder.resolution)
         real_hits.append(attribute_hits(probe, images, chunk))
-        for metric in metrics.values():
-            metric.update(images, real=True)
+        for d in dists.values():
+            d.update(images, real=True)
         for name in cfg.sources:
             t0 = time.perf_counter()
             if name == "dediffusion":
@@ -83,65 +104,119 @@ def _prompts(model, cfg: EvalConfig, metrics: dict, probe, progress: bool):
     return prompts, concat_hits(real_hits), dd_texts, per_image
 
 
-def _decode_and_judge(model, probe, cfg: EvalConfig, prompts: dict, metrics: dict, progress: bool) -> dict:
-    """Phase 2: decode every source at every guidance; probe accuracy and Frechet distance per cell."""
-    acc = {k: [] for k in cfg.sources}
-    fd = {f: {k: [] for k in cfg.sources} for f in metrics}
+def _floor(model, cfg: EvalConfig, dists: dict) -> dict:
+    """FD / KID between the held-out scenes and n other real scenes of the stream (n..2n-1): the floor."""
+    for _, chunk in _batches(cfg, offset=cfg.n):
+        for d in dists.values():
+            d.update(images_tensor(chunk, model.decoder.resolution), real=False)
+    return {f: d.compute() for f, d in dists.items()}
+
+
+def _decode_and_judge(model, probe, cfg: EvalConfig, prompts: dict, dists: dict, progress: bool) -> dict:
+    """Phase 2: decode every source at every guidance; per-scene probe hits, FD / KID and features per cell."""
+    hits = {k: [] for k in cfg.sources}
+    dist = {f: {k: [] for k in cfg.sources} for f in dists}
     bar = tqdm(total=len(cfg.sources) * len(cfg.guidance) * len(range(0, cfg.n, cfg.batch)), disable=not progress,
                desc="decode")
     for name in cfg.sources:
         for g in cfg.guidance:
-            hits = []
-            for start in range(0, cfg.n, cfg.batch):
-                chunk = scenes(cfg.seed, start, min(cfg.batch, cfg.n - start))
+            parts = []
+            for start, chunk in _batches(cfg):
                 out = generate(model.decoder, prompts[name][start : start + len(chunk)], steps=cfg.steps, guidance=g,
-                               seed=cfg.seed * 100_003 + start)  # the same starting noise for every source
-                hits.append(attribute_hits(probe, out, chunk))
-                for metric in metrics.values():
-                    metric.update(out, real=False)
+                               seed=cfg.seed * 100_003 + start)  # the same starting noise per scene for every source
+                parts.append(attribute_hits(probe, out, chunk))
+                for d in dists.values():
+                    d.update(out, real=False)
                 bar.update(1)
-            acc[name].append(summarise(concat_hits(hits)))
-            for f, metric in metrics.items():
-                fd[f][name].append(float(metric.compute()) if cfg.n >= 2 else None)
-                metric.reset()  # fake statistics only: reset_real_features=False
+            hits[name].append(concat_hits(parts))
+            for f, d in dists.items():
+                dist[f][name].append(d.compute())  # and forget this fake set; the real one stays
     bar.close()
-    return {"accuracy_by_attribute": acc, "frechet_distance": fd}
+    return {"hits": hits, "distances": dist}
 
 
-def evaluate_sweep(model, probe, cfg: EvalConfig, progress: bool = True) -> dict:
-    """Probe accuracy and Frechet distance per prompt source and guidance; JSON-ready dict.
+def _sweep(cfg: EvalConfig, hits: dict, dist: dict, floor: dict) -> dict:
+    """Every cell (source x guidance) of accuracy (raw, strict, chance-corrected), FD, KID, and the floor."""
+    by_attr = {k: [summarise(h) for h in v] for k, v in hits.items()}
+    acc = {k: [a["all"] for a in v] for k, v in by_attr.items()}
+    strict = {k: [a["strict"] for a in v] for k, v in by_attr.items()}
+    cell = lambda key: {f: {k: [c[key] for c in v] for k, v in per.items()} for f, per in dist.items()}  # noqa: E731
+    return {"guidance": list(cfg.guidance), "sources": list(cfg.sources), "features": list(cfg.features),
+            "accuracy": acc, "accuracy_strict": strict,
+            "accuracy_chance_corrected": chance_corrected_sweep(acc), "accuracy_strict_chance_corrected":
+            chance_corrected_sweep(strict), "accuracy_by_attribute": by_attr,
+            "frechet_distance": cell("frechet_distance"), "kid": cell("kid"), "kid_std": cell("kid_std"),
+            "floor": {f: {k: v for k, v in c.items() if k != "features"} for f, c in floor.items()}}
 
-    The top-level keys (``accuracy``, ``accuracy_by_attribute``, ...) are those
-    of :func:`evaluate` at the headline guidance; ``sweep`` holds every cell.
+
+def evaluate_sweep(model, probe, cfg: EvalConfig, progress: bool = True, features_out: dict | None = None) -> dict:
+    """Probe accuracy, FD and KID per prompt source and guidance, with intervals; JSON-ready dict.
+
+    The top-level keys (``accuracy``, ``accuracy_by_attribute``, ...) are those at the headline
+    guidance; ``sweep`` holds every cell, ``per_scene`` every scene's probe hits, ``paired_bootstrap``
+    the intervals. ``features_out``, if given, receives every image set's features (n, d), keyed
+    ``{feature}/real``, ``{feature}/floor`` and ``{feature}/{source}/g{guidance}``.
     """
     unknown = set(cfg.sources) - set(SOURCES)
     if unknown or not cfg.sources or not cfg.guidance:
         raise ValueError(f"unknown prompt source(s) {sorted(unknown)}; known: {', '.join(SOURCES)}" if unknown
                          else "eval needs at least one prompt source and one guidance scale")
     t0 = time.time()
-    metrics = {f: frechet_metric(feature_extractor(f, probe)) for f in cfg.features}
-    prompts, real_hits, dd_texts, per_image = _prompts(model, cfg, metrics, probe, progress)
-    sweep = _decode_and_judge(model, probe, cfg, prompts, metrics, progress)
+    dists, gammas = _distances(model, probe, cfg)
+    prompts, real_hits, dd_texts, per_image = _prompts(model, cfg, dists, probe, progress)
+    floor = _floor(model, cfg, dists)
+    judged = _decode_and_judge(model, probe, cfg, prompts, dists, progress)
+    feats = _features(cfg, dists, floor, judged["distances"])
+    if features_out is not None:
+        features_out.update(feats)
+    sweep = _sweep(cfg, judged["hits"], judged["distances"], floor)
+    sweep["feature_dims"] = {f: int(feats[f"{f}/real"].shape[1]) for f in cfg.features}
+    sweep["kid_gamma"], sweep["kid_subset_size"] = gammas, kid_subset_size(cfg.n)
     head = cfg.guidance.index(cfg.headline) if cfg.headline in cfg.guidance else 0
-    by_attr = {k: v[head] for k, v in sweep["accuracy_by_attribute"].items()}
-    fd = sweep["frechet_distance"]
+    at = lambda per: {k: v[head] for k, v in per.items()} if per is not None else None  # noqa: E731
     return {
-        "accuracy": {k: v["all"] for k, v in by_attr.items()},
-        "accuracy_by_attribute": by_attr,
-        "frechet_distance": {f: {k: v[head] for k, v in per.items()} for f, per in fd.items()},
+        "accuracy": at(sweep["accuracy"]), "accuracy_strict": at(sweep["accuracy_strict"]),
+        "accuracy_chance_corrected": at(sweep["accuracy_chance_corrected"]),
+        "accuracy_strict_chance_corrected": at(sweep["accuracy_strict_chance_corrected"]),
+        "accuracy_by_attribute": at(sweep["accuracy_by_attribute"]),
+        "frechet_distance": {f: at(per) for f, per in sweep["frechet_distance"].items()},
+        "kid": {f: at(per) for f, per in sweep["kid"].items()}, "floor": sweep["floor"],
         "real_image_probe_accuracy": summarise(real_hits)["all"],
+        "real_image_probe_accuracy_strict": summarise(real_hits)["strict"],
         "distinct_text_fraction": len(set(dd_texts)) / len(dd_texts),
-        "seed": cfg.seed, "n": cfg.n, "steps": cfg.steps, "guidance": cfg.guidance[head],
+        "split": split_name(cfg.seed), "seed": cfg.seed, "n": cfg.n, "steps": cfg.steps, "guidance": cfg.guidance[head],
         "train_seed": model.cfg.train_seed,
-        "seconds": round(time.time() - t0, 1),
         "examples": [{k: prompts[k][i] for k in cfg.sources} for i in range(min(5, cfg.n))],
         "denoising_loss": caption_losses(model.decoder, cfg.seed, min(cfg.n, 256), model),
-        "sweep": {"guidance": list(cfg.guidance), "sources": list(cfg.sources), "features": list(cfg.features),
-                  "accuracy": {k: [a["all"] for a in v] for k, v in sweep["accuracy_by_attribute"].items()}, **sweep},
-        "best_guidance": best_guidance(fd, cfg.guidance),
+        "sweep": sweep,
+        "best_guidance": best_guidance(sweep["frechet_distance"], cfg.guidance),
         "prompt_seconds_per_image": per_image,
         "inversion": to_dict(cfg.invert) if "inverted" in cfg.sources else None,
+        "per_scene": per_scene_lists(real_hits, judged["hits"]),
+        "paired_bootstrap": paired_comparisons(cfg, judged["hits"], feats, gammas),
+        "seconds": round(time.time() - t0, 1),
     }
+
+
+def _distances(model, probe, cfg: EvalConfig) -> tuple[dict, dict[str, float]]:
+    """One FD/KID accumulator per feature space; KID's kernel scale from 256 scenes of the training stream
+    (fixed: the same kernel for every split and n)."""
+    reference = images_tensor(scenes(model.cfg.train_seed, 0, 256), model.decoder.resolution)
+    dists, gammas = {}, {}
+    for f in cfg.features:
+        module = feature_extractor(f, probe)
+        gammas[f] = kernel_gamma(module, reference)
+        dists[f] = Distances(module, cfg.n, seed=cfg.seed, gamma=gammas[f])
+    return dists, gammas
+
+
+def _features(cfg: EvalConfig, dists: dict, floor: dict, dist: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    for f, d in dists.items():
+        out[f"{f}/real"], out[f"{f}/floor"] = d.real_features(), floor[f]["features"]
+        for name, cells in dist[f].items():
+            out.update({f"{f}/{name}/g{g:g}": c.pop("features") for g, c in zip(cfg.guidance, cells)})
+    return out
 
 
 def best_guidance(fd: dict, guidance) -> dict:

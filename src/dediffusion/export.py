@@ -12,7 +12,7 @@ from .pretrained import SHIPPED_PREFIX, resolve_in
 
 _FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
 # encoder settings that change how text is read from the logits, not the weights: safe to set at export
-INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed")
+INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed", "head.inference_tokens")
 
 
 def _inference_overrides(config: dict, overrides: list[str]) -> dict:

@@ -7,6 +7,12 @@ source scene's attributes the probe reads back from it.
 Attributes checked per scene ("all attributes"): the background colour; for
 each of the 4 grid cells, its content (empty or which shape - this also checks
 position and object count); and for each object, its colour and size.
+
+Raw accuracy (``all``) reads the colour and size heads in every cell that holds
+an object in the source scene, even where the reconstruction has none there, so
+a blank reconstruction still earns colour/size hits by chance. Strict accuracy
+(``strict``) counts an object's colour and size only where the probe also reads
+an object (any shape) in that cell of the reconstruction.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from .scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene
 CONTENTS = ("empty",) + SHAPES
 _HEADS = {"content": len(CONTENTS), "colour": len(COLOURS), "size": len(SIZES)}
 ATTRIBUTES = ("background", "content", "colour", "size")
+STRICT = ("colour", "size")  # scored strictly: only where the probe reads an object in the cell
 
 
 @dataclass(frozen=True)
@@ -83,24 +90,40 @@ def probe_loss(logits: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) ->
 def attribute_hits(probe: Probe, images: torch.Tensor, batch: list[Scene]) -> dict[str, torch.Tensor]:
     """Per-scene correct/total counts per attribute, reading ``images`` against ``batch``'s truth.
 
-    Returns tensors (B,) ``{attr}_hits`` and ``{attr}_total`` for each attribute.
+    Returns tensors (B,) ``{attr}_hits`` and ``{attr}_total`` for each attribute, and
+    ``colour_strict_hits`` / ``size_strict_hits`` (hits where the probe also reads an object).
     """
-    logits = probe(images)
-    tgt = targets(batch)
+    return hits_from_logits(probe(images), targets(batch))
+
+
+def hits_from_logits(logits: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`attribute_hits` given the probe's logits and the targets."""
     out = {}
     hit_bg = (logits["background"].argmax(-1) == tgt["background"]).float()
     out["background_hits"], out["background_total"] = hit_bg, torch.ones_like(hit_bg)
+    present = logits["content"].argmax(-1) != CONTENTS.index("empty")  # (B,4) the probe reads an object
     for k in _HEADS:
         valid = tgt[k] >= 0  # (B,4)
         hit = (logits[k].argmax(-1) == tgt[k]) & valid
         out[f"{k}_hits"], out[f"{k}_total"] = hit.sum(1).float(), valid.sum(1).float()
+        if k in STRICT:
+            out[f"{k}_strict_hits"] = (hit & present).sum(1).float()
     return out
 
 
+def scene_scores(hits: dict[str, torch.Tensor], strict: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-scene (hits, checks) over all attributes, raw or strict: (B,), (B,)."""
+    names = [f"{a}_strict" if strict and a in STRICT else a for a in ATTRIBUTES]
+    return sum(hits[f"{a}_hits"] for a in names), sum(hits[f"{a}_total"] for a in ATTRIBUTES)
+
+
 def summarise(hits: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Accuracy per attribute and over all attributes (micro-average of every check)."""
+    """Accuracy per attribute, strict colour/size, and over all attributes (micro-average): raw ``all``, ``strict``."""
     acc = {a: float(hits[f"{a}_hits"].sum() / hits[f"{a}_total"].sum()) for a in ATTRIBUTES}
-    acc["all"] = float(sum(hits[f"{a}_hits"].sum() for a in ATTRIBUTES) / sum(hits[f"{a}_total"].sum() for a in ATTRIBUTES))
+    acc.update({f"{a}_strict": float(hits[f"{a}_strict_hits"].sum() / hits[f"{a}_total"].sum()) for a in STRICT})
+    for key, strict in (("all", False), ("strict", True)):
+        h, t = scene_scores(hits, strict)
+        acc[key] = float(h.sum() / t.sum())
     return acc
 
 
