@@ -2,11 +2,15 @@
 import pytest
 
 from dediffusion.apps.prompts import (
+    ANSWER_SYSTEM,
     Example,
+    answer_messages,
     caption_prompt,
     chat_messages,
     classification_prompt,
+    extract_answer,
     first_line,
+    first_sentence,
     load_shots,
     vqa_prompt,
 )
@@ -57,9 +61,72 @@ def test_classification_prompt_with_and_without_task_induction():
 def test_chat_messages_seed_the_image_text_and_keep_turns():
     msgs = chat_messages("a red circle", [("what colour?", "red")], "what shape?")
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
-    assert "a red circle" in msgs[0]["content"]
+    system = msgs[0]["content"]
+    assert system.endswith("\nContext: a red circle") and "terse, possibly noisy list of words" in system
+    assert "one short sentence" in system and "do not repeat the context" in system
     assert msgs[1:] == [{"role": "user", "content": "what colour?"}, {"role": "assistant", "content": "red"},
                         {"role": "user", "content": "what shape?"}]
+
+
+def test_answer_messages_put_note_and_context_in_the_system_message():
+    msgs = answer_messages(" red circle top left ", " What colour is the circle? ")
+    assert msgs == [{"role": "system", "content": ANSWER_SYSTEM.format(context="red circle top left")},
+                    {"role": "user", "content": "What colour is the circle?"}]
+    system = msgs[0]["content"]
+    assert "terse, possibly noisy list of words" in system and "De-Diffusion text" in system
+    assert "one to three words" in system and system.endswith("\nContext: red circle top left")
+    assert answer_messages("", "Q?")[0]["content"].endswith("Context: (empty)")
+    with pytest.raises(ValueError, match="empty question"):
+        answer_messages("text", " ")
+
+
+@pytest.mark.parametrize("reply, answer", [
+    ("The answer is: white.", "white"),
+    ("The answer is white.", "white"),
+    (" The answer is red.\n\nThe answer is red.", "red"),  # SmolLM2's few-shot habit
+    (" 10\n\nThe answer is: 10", "10"),
+    ("The answer is:\n\nwhite", "white"),  # what the newline stop used to cut to "The answer is:"
+    ("white\nThe answer is:", "white"),
+    ("Short answer: gray", "gray"),
+    ('Answer: "a red circle".', "a red circle"),
+    ("**White**", "White"),
+    ("white", "white"),
+    ("a red circle", "a red circle"),
+    ("The background is white.", "white"),
+    ("It is white.", "white"),
+    ("The blue object is a circle.", "a circle"),
+    ("The red object appears to be a circle, but it's actually a square.", "a circle"),
+    ("The red circle is located at the top left corner of the image.", "at the top left corner of the image"),
+    ("There are 3 objects: a green triangle, a yellow triangle.", "3 objects: a green triangle"),
+    ("Colour: red", "Colour: red"),
+    ("The background is a white, with a red circle at the top left.", "a white"),
+    ("I cannot answer that.", "I cannot answer that"),  # not a lead-in
+    ("Red is the colour.", "Red is the colour"),  # only a restated "the/it/there ..." subject goes
+])
+def test_extract_answer_on_realistic_replies(reply, answer):
+    assert extract_answer(reply) == answer
+
+
+@pytest.mark.parametrize("reply", ["", "   \n ", "The answer is:", "The answer is:\n\nThe answer is:",
+                                   "Answer: ."])
+def test_extract_answer_finds_nothing_in_empty_replies(reply):
+    assert extract_answer(reply) == ""
+
+
+def test_extracted_short_answers_are_scored_correct():
+    cases = [("The answer is: white.", "white", "background"), ("It is grey.", "gray", "background"),
+             ("There are three objects.", "3", "count"), ("The square is red.", "red", "colour"),
+             ("a red circle", "circle", "shape"), ("a red circle", "red", "colour"),
+             ("The red circle is located at the top left corner.", "top left", "position")]
+    for reply, gold, kind in cases:
+        assert is_correct(extract_answer(reply), gold, CANDIDATES[kind]), (reply, gold)
+    assert not is_correct(extract_answer("The answer is:"), "white", CANDIDATES["background"])
+
+
+def test_first_sentence():
+    assert first_sentence("The circle is red. It is big.") == "The circle is red."
+    assert first_sentence("\n Pi is 3.14 here! More") == "Pi is 3.14 here!"
+    assert first_sentence("no end mark") == "no end mark"
 
 
 def test_first_line():

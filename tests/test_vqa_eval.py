@@ -6,16 +6,21 @@ from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, run_eval
 
 
 class EchoLLM:
-    """Answers with the query block's image context (the last one in the prompt)."""
+    """Answers with the query's image context: the last one in a few-shot prompt, the system
+    message's in a 0-shot chat (as a sentence, "The answer is: <context>.")."""
 
     name = "echo"
 
     def __init__(self):
-        self.prompts = []
+        self.prompts, self.chats = [], []
 
     def complete(self, prompt, max_tokens=16, stop=()):
         self.prompts.append(prompt)
         return prompt.rsplit("Image context:", 1)[1].split("\n", 1)[0].strip()
+
+    def chat(self, messages, max_tokens=128, stop=()):
+        self.chats.append(messages)
+        return f"The answer is: {messages[0]['content'].rsplit('Context: ', 1)[1]}."
 
 
 def fake_dd_texts(scenes):
@@ -27,7 +32,7 @@ def result():
     cfg = VQAEvalConfig(seed=1, shot_seed=2, n_questions=40, shots=(0, 2), n_episodes=10)
     llm = EchoLLM()
     out = run_eval(cfg, llm, fake_dd_texts, progress=False)
-    out["_prompts"] = llm.prompts
+    out["_prompts"], out["_chats"] = llm.prompts, llm.chats
     return out
 
 
@@ -37,7 +42,8 @@ def test_every_cell_is_reported(result):
         assert set(by_shot) == {"0", "2"}
         assert all(cell["n"] == 40 for cell in by_shot.values())
     assert sum(result["question_kinds"].values()) == 40
-    assert len(result["_prompts"]) == 4 * 2 * 40 + 4 * 10
+    assert len(result["_chats"]) == 4 * 40  # 0-shot: chat
+    assert len(result["_prompts"]) == 4 * 40 + 4 * 10  # 2-shot and classification: completion
 
 
 def test_echoed_full_caption_answers_background_and_classification(result):
@@ -59,6 +65,20 @@ def test_shots_are_in_the_prompt_and_differ_from_the_query(result):
     two_shot = [p for p in result["_prompts"] if p.count("Short answer:") == 3]
     assert len(two_shot) == 4 * 40
     assert all(p.startswith("Answer the question given the context.\n\n") for p in two_shot)
+
+
+def test_zero_shot_asks_exactly_as_ask_does(result):
+    """0-shot cells send ``ask``'s messages (answer_messages) and score the extracted phrase."""
+    from dediffusion.apps.prompts import answer_messages
+    from dediffusion.apps.questions import question_stream
+    from dediffusion.world.data import scenes
+    from dediffusion.world.scenes import full_caption
+
+    queries = scenes(1, 0, 40)
+    full = result["_chats"][2 * 40 : 3 * 40]  # sources in order: dediffusion, human_caption, full_caption, ...
+    assert full == [answer_messages(full_caption(queries[i]), q.question) for i, q in question_stream(queries, 1)]
+    first = result["vqa_examples"][0]
+    assert first["shots"] == 0 and first["prediction"] == first["context"]  # "The answer is: X." -> "X"
 
 
 def test_training_seed_and_overlapping_streams_are_refused():

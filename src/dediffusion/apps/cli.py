@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 CHAT_TURNS_KEPT = 6  # earlier (question, answer) turns kept in the prompt: a 135M model's context is short
+CHAT_MAX_TOKENS = 48  # replies are cut to their first sentence; a 135M model's later ones repeat the context
 
 
 def _err(msg: str) -> None:
@@ -43,42 +44,54 @@ def build_llm(a):
     return default_llm()
 
 
-def _image_and_llm(a):
-    """(image text, llm), or None after printing one error line."""
+def _context_and_llm(a):
+    """(context text, llm): ``--text`` as given, else the image's De-Diffusion text; None after one error line."""
     from ..images import ImageInputError
 
-    try:
-        text = image_text(_encoder(a.model), a.image)
-    except ImageInputError as e:
-        _err(str(e))
+    if (a.image is None) == (a.text is None):
+        _err("give an image file or --text TEXT" if a.image is None else "give an image file or --text, not both")
         return None
+    if a.text is not None:
+        text = a.text
+    else:
+        try:
+            text = image_text(_encoder(a.model), a.image)
+        except ImageInputError as e:
+            _err(str(e))
+            return None
     if a.show_context:
         print(f"image text: {text}", file=sys.stderr)
     return text, build_llm(a)
 
 
 def cmd_ask(a) -> int:
-    from .prompts import first_line, load_shots, vqa_prompt
+    from .answer import replies, shown_prompt
+    from .prompts import extract_answer, load_shots
 
     if not a.question.strip():
         _err("empty question")
         return 2
     shots = load_shots(a.shots) if a.shots else []
-    got = _image_and_llm(a)
+    got = _context_and_llm(a)
     if got is None:
         return 2
     text, llm = got
-    prompt = vqa_prompt(text, a.question, shots)
+    query = (text, a.question, shots)
     if a.show_prompt:
-        print(prompt, file=sys.stderr)
-    print(first_line(llm.complete(prompt, a.max_tokens, ("\n",))), flush=True)
+        print(shown_prompt(llm, query), file=sys.stderr)
+    reply = replies(llm, [query], a.max_tokens)[0]
+    answer = extract_answer(reply)
+    if not answer:
+        _err(f"the LLM gave no answer (its reply: {' '.join(reply.split())!r})")
+        return 1
+    print(answer, flush=True)
     return 0
 
 
 def cmd_chat(a) -> int:
-    from .prompts import chat_messages
+    from .prompts import chat_messages, first_sentence
 
-    got = _image_and_llm(a)
+    got = _context_and_llm(a)
     if got is None:
         return 2
     text, llm = got
@@ -95,7 +108,7 @@ def cmd_chat(a) -> int:
         question = line.strip()
         if not question:
             continue
-        reply = llm.chat(chat_messages(text, turns[-CHAT_TURNS_KEPT:], question), a.max_tokens)
+        reply = first_sentence(llm.chat(chat_messages(text, turns[-CHAT_TURNS_KEPT:], question), a.max_tokens))
         print(reply, flush=True)
         turns.append((question, reply))
 
@@ -175,25 +188,30 @@ def _llm_flags(p) -> None:
     g.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens")
 
 
-def _image_flags(p) -> None:
-    p.add_argument("image")
+def _context_flags(p) -> None:
+    p.add_argument("image", nargs="?", help="image file (or give --text instead)")
+    p.add_argument("--text", help="use this text (a caption, an edited De-Diffusion text) instead of an image")
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
-    p.add_argument("--show-context", action="store_true", help="print the image's De-Diffusion text on stderr")
+    p.add_argument("--show-context", action="store_true", help="print the context text on stderr")
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("ask", help="answer a question about an image with an LLM reading its De-Diffusion text")
-    _image_flags(p)
+    from .answer import MAX_TOKENS
+
+    p = sub.add_parser("ask", help="answer a question about an image with an LLM reading its De-Diffusion text",
+                       usage="dediffusion ask (IMAGE | --text TEXT) QUESTION [options]")
+    _context_flags(p)
     p.add_argument("question")
     p.add_argument("--shots", help='few-shot examples, JSON lines {"context", "question", "answer"}')
     p.add_argument("--show-prompt", action="store_true", help="print the full prompt on stderr")
     _llm_flags(p)
-    p.set_defaults(func=_guarded(cmd_ask), max_tokens=16)
+    p.set_defaults(func=_guarded(cmd_ask), max_tokens=MAX_TOKENS)
 
-    p = sub.add_parser("chat", help="talk about an image with an LLM (reads questions from stdin until EOF)")
-    _image_flags(p)
+    p = sub.add_parser("chat", help="talk about an image with an LLM (reads questions from stdin until EOF)",
+                       usage="dediffusion chat (IMAGE | --text TEXT) [options]")
+    _context_flags(p)
     _llm_flags(p)
-    p.set_defaults(func=_guarded(cmd_chat), max_tokens=128)
+    p.set_defaults(func=_guarded(cmd_chat), max_tokens=CHAT_MAX_TOKENS)
 
     p = sub.add_parser("vqa-eval", help="LLM accuracy on world questions by context source (benchmarks/vqa.md)")
     p.add_argument("--seed", type=int, default=1, help="held-out query scenes")

