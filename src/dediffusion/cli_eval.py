@@ -6,7 +6,7 @@ import shlex
 import sys
 import time
 
-from .cli import DEFAULT_GUIDANCE, DEFAULT_STEPS, _decoder_flag, _err, _load_model, _report_bad
+from .cli import DEFAULT_GUIDANCE, DEFAULT_STEPS, _decoder_flag, _err, _load_model, _report_bad, _tokens_flag
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -36,7 +36,8 @@ def _command(a) -> str:
              "--pairs", ",".join(f"{x}:{y}" for x, y in a.pairs) or '""']
     if "inverted" in a.sources:
         parts += ["--invert-steps", a.invert_steps, "--invert-batch", a.invert_batch]
-    for flag, value in (("--model", a.model), ("--decoder", a.decoder), ("--probe", a.probe), ("--report", a.report)):
+    for flag, value in (("--model", a.model), ("--tokens", a.tokens), ("--decoder", a.decoder), ("--probe", a.probe),
+                        ("--report", a.report)):
         if value:
             parts += [flag, value]
     return " ".join(shlex.quote(str(p)) for p in parts)
@@ -64,7 +65,7 @@ def cmd_eval(a) -> int:
     if bad:
         _err(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
         return 2
-    model = _load_model(a.model, a.decoder)
+    model = _load_model(a.model, a.decoder, a.tokens)
     if a.seed == model.cfg.train_seed:
         _err(f"--seed {a.seed} is the training seed; pick an unseen one")
         return 2
@@ -150,6 +151,7 @@ def add_parsers(sub) -> None:
                    help="Frechet-distance feature spaces: probe, efficientnet (default: probe)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--model")
+    _tokens_flag(p)
     p.add_argument("--probe")
     _decoder_flag(p, "the one the encoder was trained against; another one tests transfer")
     p.add_argument("--batch-size", type=int, default=100)

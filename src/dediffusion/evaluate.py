@@ -66,7 +66,8 @@ class EvalConfig:
 def random_token_texts(model, count: int, generator: torch.Generator) -> list[str]:
     """Random allowed words, as many per text as the encoder emits."""
     allowed = model.head.allowed_ids
-    idx = torch.randint(len(allowed), (count, model.cfg.encoder.num_tokens), generator=generator)
+    n = model.cfg.head.inference_tokens or model.cfg.encoder.num_tokens  # as many as the encoder emits
+    idx = torch.randint(len(allowed), (count, n), generator=generator)
     return [decode_ids(model.decoder.tokenizer, row) for row in allowed[idx]]
 
 
