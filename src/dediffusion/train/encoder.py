@@ -37,23 +37,22 @@ from .loop import copy_start_weights, has_train_state, load_train_state, run_tra
 
 
 def world_model_config() -> DeDiffusionConfig:
-    """Defaults for the embedded world (the shipped encoder's recipe; README, "Findings").
+    """Defaults for the embedded world: the shipped encoder's recipe (docs/strong_text.md).
 
-    The head emits only the words the built-in decoder was trained on. Where
-    the paper is silent or its 500K-step schedule is out of reach, these are
-    what worked in a few thousand CPU steps: straight-through Gumbel (hard
-    tokens in the forward pass) with the Gumbel noise scaled by 0.3 and the
-    logits by 4 (the forward text stays close to what inference emits),
-    wav2vec 2.0's batch-diversity loss against collapse to one text, and a
-    seeded draw from the token distributions at inference at T = 0.3 (the
-    training noise: argmax(l + 0.3 g) = argmax(l / 0.3 + g); their argmax
-    repeats one word after so short a schedule). 12 tokens, not the paper's
-    75: this decoder was trained on captions of 2-30 words, and the Frechet
-    distance of 24-token texts is worse (benchmarks/RESULTS.md, section 3).
+        dediffusion train --out runs/encoder      # 2,000 steps at batch 32: ~26 min on one busy CPU thread
+
+    The head emits only the words the built-in decoder was trained on (function words included; a
+    content-words-only vocabulary scored lower on the dev seed). Where the paper is silent or its
+    500K-step schedule is out of reach, these are what worked in a few thousand CPU steps:
+    straight-through Gumbel (hard tokens in the forward pass) with the Gumbel noise scaled by 0.3 and
+    annealed with the temperature (``noise_anneal``: late training optimises the argmax text that
+    inference emits), logits x4, and wav2vec 2.0's batch-diversity loss against collapse to one
+    text. 32 tokens, trained with TailDrop (``EncoderTrainConfig.tail_drop``) so that any prefix is
+    a text: ``--tokens K`` picks the budget. Inference is the paper's argmax.
     """
-    head = TextHeadConfig(vocab="allow_list", estimator="straight_through", diversity_weight=0.1, inference="sample",
-                          noise_scale=0.3, logit_scale=4.0, sample_temperature=0.3)
-    return DeDiffusionConfig(encoder=EncoderConfig(num_tokens=12), head=head, allow_words=tuple(vocabulary_words()))
+    head = TextHeadConfig(vocab="allow_list", estimator="straight_through", diversity_weight=0.1, inference="argmax",
+                          noise_scale=0.3, noise_anneal=True, logit_scale=4.0, sample_temperature=0.3)
+    return DeDiffusionConfig(encoder=EncoderConfig(num_tokens=32), head=head, allow_words=tuple(vocabulary_words()))
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class EncoderTrainConfig:
     model: DeDiffusionConfig = field(default_factory=world_model_config)
     decoder: str = ""  # decoder folder or Stable Diffusion folder / hub id; empty: the shipped built-in decoder
     backbone: str = "shipped:backbone"  # pretrained weights for the attribute_cnn backbone
-    steps: int = 1000  # the shipped encoder: 4.2 min on one thread; longer trades Frechet distance for accuracy
+    steps: int = 2000  # the shipped encoder (64,000 images)
     batch_size: int = 32  # the global batch, over all processes
     lr: float = 1e-3
     warmup: int = 100
@@ -70,10 +69,10 @@ class EncoderTrainConfig:
     t_max: int = 999
     data_seed: int = 0
     seed: int = 0
-    checkpoint_every: int = 250
+    checkpoint_every: int = 500
     micro_batches: int = 0  # parts of the global batch, each with its own noise stream; 0: one per process
     device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
-    tail_drop: float = 0.0  # TailDrop (ViLex): share of images whose text is cut to a random length (tail_min..N)
+    tail_drop: float = 0.5  # TailDrop (ViLex): share of images whose text is cut to a random length (tail_min..N)
     tail_min: int = 1
     init_from: str = ""  # an encoder folder (encoder.safetensors, same architecture) a fresh run starts from
     data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/data.py); none: the world
