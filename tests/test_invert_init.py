@@ -22,7 +22,7 @@ def shipped_model():
 def test_zero_steps_from_the_encoder_give_the_encoders_text(shipped_model, inference):
     model = shipped_model
     shipped_head = model.head.cfg
-    model.head.cfg = dataclasses.replace(shipped_head, inference=inference)  # the shipped head samples
+    model.head.cfg = dataclasses.replace(shipped_head, inference=inference)  # both inference rules
     try:
         images = images_tensor(scenes(4250, 0, 12), model.decoder.resolution)
         texts = invert_texts(model, images, InvertConfig(steps=0, init="encoder", batch_size=5))
@@ -52,7 +52,7 @@ def test_the_init_picks_its_own_schedule_and_rejects_a_mismatched_start(shipped_
     allowed = shipped_model.head.allowed_ids
     with pytest.raises(ValueError, match="starting logits"):
         invert(shipped_model.decoder, allowed, images, InvertConfig(steps=0, init="encoder"))
-    with pytest.raises(ValueError, match="12 tokens"):
+    with pytest.raises(ValueError, match=f"{shipped_model.cfg.encoder.num_tokens} tokens"):
         invert_texts(shipped_model, images, InvertConfig(steps=0, init="encoder", num_tokens=6))
 
 

@@ -131,11 +131,11 @@ def encoder_logits(model, images: torch.Tensor, batch: int = 64) -> torch.Tensor
 
 def invert_texts(model, images: torch.Tensor, cfg: InvertConfig = InvertConfig(), progress: bool = False) -> list[str]:
     """Optimised prompts for a De-Diffusion model's decoder, vocabulary and (by default) token count;
-    with ``cfg.init == "encoder"`` the encoder's own text refined (its token count)."""
-    n = model.cfg.encoder.num_tokens
+    with ``cfg.init == "encoder"`` the encoder's own text refined (the tokens it emits: ``head.inference_tokens``)."""
+    n = model.cfg.head.inference_tokens or model.cfg.encoder.num_tokens
     if cfg.init == "encoder" and cfg.num_tokens not in (0, n):
         raise ValueError(f"init='encoder' refines the encoder's {n} tokens; num_tokens={cfg.num_tokens} differs")
-    start = encoder_logits(model, images) if cfg.init == "encoder" else None
+    start = encoder_logits(model, images)[:, :n] if cfg.init == "encoder" else None
     ids = invert(model.decoder, model.head.allowed_ids, images, cfg, n, progress, start)
     return [decode_ids(model.decoder.tokenizer, row) for row in ids]
 
