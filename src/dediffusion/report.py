@@ -220,7 +220,7 @@ def write_report(result: dict, folder, command: str = "", features: dict | None 
 
         from .checkpoint import save_tensors
 
-        save_tensors(folder / "features.safetensors", features, dtype=torch.float32)
+        save_tensors(folder / "features.safetensors", features, dtype=torch.float16)  # re-analysis only
         result = {**result, "features_file": "features.safetensors"}
         written.append(folder / "features.safetensors")
     atomic_write_text(folder / "report.json", json.dumps({"command": command, **result}, indent=2) + "\n")
