@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import pytest
@@ -30,6 +31,11 @@ def test_encoder_resume_continues_exactly(tiny_decoder_dir, tmp_path):
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
     assert _same(a, b)
     assert not _same(a, mid)  # the resumed run did train further
+    # the training curve: a row per checkpoint (every 2 steps here), the same whether or not the run was split
+    rows = [[{k: v for k, v in json.loads(r).items() if k != "seconds"}
+             for r in (tmp_path / f / "metrics.jsonl").read_text().splitlines()] for f in ("straight", "split")]
+    assert [r["step"] for r in rows[0]] == [2, 4] and rows[0] == rows[1]
+    assert all(r["lr"] > 0 and r["loss"] > 0 for r in rows[0])
 
 
 def test_encoder_world_rendered_ahead_by_workers_trains_identically(tiny_decoder_dir, tmp_path):

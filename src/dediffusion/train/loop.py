@@ -124,6 +124,20 @@ def has_train_state(folder) -> bool:
     return (folder / TRAIN_STATE).is_file() or (folder / "train_params.safetensors").is_file()
 
 
+LOG_EVERY = 50  # steps per row of metrics.jsonl (and one row at every checkpoint)
+
+
+def log_metrics(out, step: int, recent: list[dict], lr: float, seconds: float) -> None:
+    """Append a row to ``out/metrics.jsonl`` (the training curve): each logged value's mean over ``recent``
+    (the steps since the previous row), the learning rate and the seconds since this process started."""
+    row = {"step": step, **{k: round(sum(float(h[k]) for h in recent) / len(recent), 6) for k in recent[0]},
+           "lr": lr, "seconds": round(seconds, 1)}
+    folder = pathlib.Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, start: int, lr: float, warmup: int,
                  checkpoint_every: int, save_model, ema: EMA | None = None, progress: bool = True,
                  stop_at: int | None = None, main: bool = True) -> None:
@@ -138,7 +152,7 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
     from tqdm.auto import tqdm
 
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and main), desc=name)
-    t0, hist = time.time(), []
+    t0, hist, logged = time.time(), [], start
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, lr, warmup, steps)
@@ -153,7 +167,11 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
         recent = float(np.mean([h["loss"] for h in hist[-50:]]))
         bar.set_postfix({k: f"{v:.3g}" for k, v in {**logs, "loss": recent}.items()})
         stopping = stop_at is not None and step + 1 >= stop_at
-        if main and ((step + 1) % checkpoint_every == 0 or step + 1 == steps or stopping):
+        checkpoint = (step + 1) % checkpoint_every == 0 or step + 1 == steps or stopping
+        if main and (checkpoint or (step + 1) % LOG_EVERY == 0):
+            log_metrics(out, step + 1, hist[logged - step - 1:], opt.param_groups[0]["lr"], time.time() - t0)
+            logged = step + 1
+        if main and checkpoint:
             save_train_state(out, step + 1, params, ema, opt, {"loss": recent, "seconds": time.time() - t0})
             save_model()
         if stopping:  # time-sliced runs: continue later with resume
