@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
-from . import paper_sd21
+from . import paper_sd21, world_encoder_stretch
 
-PRESETS = {"paper_sd21": paper_sd21.config}
+PRESETS = {"paper_sd21": paper_sd21.config, "world_encoder_stretch": world_encoder_stretch.config}
 
 
 def preset(name: str):
