@@ -1,7 +1,7 @@
 """One table from the test-split reports of several training runs of the shipped recipe.
 
-    python benchmarks/test_summary.py benchmarks/report_test_n1000 benchmarks/report_test_n1000_seed1 \
-        benchmarks/report_test_n1000_seed2 --out benchmarks/report_test_summary.md
+    python benchmarks/test_summary.py benchmarks/report_test_v5 benchmarks/report_test_v5_seed1 \
+        benchmarks/report_test_v5_seed2 --out benchmarks/report_test_summary.md
 
 The first report holds every source (the shipped encoder = training seed 0, the captions, the empty
 prompt); the others hold ``dediffusion`` and ``human_caption`` of other training seeds, decoded with
