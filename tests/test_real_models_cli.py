@@ -70,14 +70,17 @@ def test_train_encode_decode_with_stable_diffusion(dirs, kind, prediction, tmp_p
     # a folder outside the run is read only when given again (configs never point outside their folder)
     assert main(["encode", str(image), "--model", str(run)]) == 2
     assert "give that folder explicitly" in capsys.readouterr().err
-    assert main(["encode", str(image), "--model", str(run), "--format", "jsonl", "--decoder", str(sd)]) == 0
+    assert main(["encode", str(image), "--model", str(run), "--decoder", str(sd)]) == 2  # so is the hf: backbone
+    assert "--backbone hf:PATH" in capsys.readouterr().err
+    backbone = ["--backbone", f"hf:{dirs[kind]}"]
+    assert main(["encode", str(image), "--model", str(run), "--format", "jsonl", "--decoder", str(sd), *backbone]) == 0
     text = json.loads(capsys.readouterr().out.splitlines()[0])["text"]
     assert text.split()
     out = tmp_path / "decoded.png"
     assert main(["decode", text, "-o", str(out), "--decoder", str(sd), "--steps", "2", "--scale", "1"]) == 0
     assert Image.open(out).size == (IMAGE, IMAGE)
     recon = tmp_path / "recon"
-    assert main(["reconstruct", str(image), "-o", str(recon), "--model", str(run), "--decoder", str(sd),
+    assert main(["reconstruct", str(image), "-o", str(recon), "--model", str(run), "--decoder", str(sd), *backbone,
                  "--steps", "2", "--scale", "1"]) == 0
     assert Image.open(recon / "scene.png").size == (2 * IMAGE + 3, IMAGE + 2)  # original | reconstruction
 

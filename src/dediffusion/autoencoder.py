@@ -61,9 +61,12 @@ class DeDiffusion(nn.Module):
         return self
 
     # --- named stages --------------------------------------------------------------
-    def forward_encoder(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B,3,H,W) in [0,1] -> logits (B, N, A) over the allowed vocabulary."""
-        return self.head(self.encoder(images))
+    def forward_encoder(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B,3,H,W) in [0,1] -> logits (B, N, A) over the allowed vocabulary.
+
+        ``features``: the frozen backbone's output for ``images`` when already known (``train/feature_cache.py``).
+        """
+        return self.head(self.encoder(images, features))
 
     def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None, hard: bool | None = None) -> torch.Tensor:
         """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
@@ -74,12 +77,14 @@ class DeDiffusion(nn.Module):
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
         return self.decoder.loss(images, cond, t, noise).mean()
 
-    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None, lengths=None):
+    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None, lengths=None,
+                features=None):
         """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
 
         ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
+        ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
         """
-        logits = self.forward_encoder(images)
+        logits = self.forward_encoder(images, features)
         denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise, lengths)
         repeat = collision_rate(logits).mean()  # (), logged even when not penalised
         sameness = batch_diversity(logits)  # ()
@@ -135,13 +140,21 @@ def load_config(folder) -> DeDiffusionConfig:
     return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
 
 
-def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
+def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -> DeDiffusion:
     """Rebuild a trained De-Diffusion model from its folder; the decoder is the one it was trained
-    against (``decoder_path`` in its config) unless ``decoder_folder`` is given."""
+    against (``decoder_path`` in its config) unless ``decoder_folder`` is given.
+
+    ``backbone`` (``hf:PATH_OR_ID``): where an ``hf:`` backbone's files are, instead of the location
+    recorded in the config, which is used only if it is a hub id or inside ``folder``. A Stable
+    Diffusion ``decoder_folder`` is checked against the recorded weights (``check_decoder_weights``).
+    """
     folder = pathlib.Path(folder)
     cfg = load_config(folder)
+    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(
+        cfg.encoder, backbone=backbone_location(folder, cfg.encoder.backbone, backbone)))
     if decoder_folder:  # given by the user: any path, ``shipped:NAME`` or hub id
         decoder_folder = resolve(decoder_folder, "decoder")
+        check_decoder_weights(cfg, decoder_folder)
     else:  # from the config: shipped, inside this folder, or a hub id; never a path outside it
         decoder_folder = resolve_in(folder, cfg.decoder_path, "decoder", "encoder.json: decoder_path", hub=True)
     decoder = load_decoder(decoder_folder, cfg.sd)
@@ -152,3 +165,44 @@ def load_dediffusion(folder, decoder_folder=None) -> DeDiffusion:
     if bad:
         raise ValueError(f"{folder}/encoder.safetensors does not match its config: {bad[:3]}")
     return model.eval()
+
+
+def backbone_location(folder, recorded: str, given: str | None = None) -> str:
+    """The backbone to build: ``given`` (the location of an ``hf:`` backbone), else the recorded one; a
+    recorded ``hf:`` location is used only as a hub id or a path inside ``folder`` (like ``decoder_path``)."""
+    hf = "hf:"
+    if given:
+        if not (given.startswith(hf) and recorded.startswith(hf)):
+            raise ValueError(f"--backbone {given}: this encoder's backbone is {recorded!r}; only where an hf: "
+                             "backbone's files are can be given (--backbone hf:PATH_OR_ID)")
+        return given
+    if not recorded.startswith(hf):
+        return recorded
+    found = resolve_in(folder, recorded[len(hf):], "backbone", "encoder.json: encoder.backbone", hub=True,
+                       flag="--backbone hf:PATH")
+    return hf + str(found)
+
+
+def check_decoder_weights(cfg: DeDiffusionConfig, decoder) -> None:
+    """A Stable Diffusion decoder given for an encoder trained against Stable Diffusion: the SHA-256 of its
+    weights must equal the recorded ``decoder_sha256`` when it is the recorded folder or hub id (an error
+    otherwise); another reference with other weights (transfer to another decoder) gets a warning."""
+    import os
+    import warnings
+
+    from .decoders import fingerprint, is_diffusers_ref
+    from .pretrained import SHIPPED_PREFIX, is_hub_id
+
+    recorded = cfg.decoder_path
+    trained_on_sd = os.path.isabs(recorded) or is_hub_id(recorded)  # built-in: "shipped:NAME" or "decoder"
+    if not cfg.decoder_sha256 or recorded.startswith(SHIPPED_PREFIX) or not trained_on_sd \
+            or not is_diffusers_ref(decoder):
+        return
+    sha = fingerprint(decoder)
+    if not sha or sha == cfg.decoder_sha256:
+        return
+    message = (f"{decoder}: its weights (SHA-256 {sha[:12]}...) are not the ones this encoder was trained against "
+               f"({recorded}, SHA-256 {cfg.decoder_sha256[:12]}...)")
+    if recorded in (str(decoder), os.path.abspath(str(decoder))):
+        raise ValueError(f"{message}: the model changed since training; restore its weights or retrain the encoder")
+    warnings.warn(f"{message}; using them (another decoder: the texts may not transfer)", stacklevel=3)

@@ -146,8 +146,8 @@ class HFBackbone(nn.Module):
         self.prep = parse_preprocess(_read_json(ref, "preprocessor_config.json"), f"{ref}/preprocessor_config.json")
         local = pathlib.Path(ref).is_dir()
         with _quiet_transformers():  # a full CLIP checkpoint lists every text-tower key as unused
-            self.net = cls.from_pretrained(ref, local_files_only=local, use_safetensors=True,
-                                           **_NO_HEAD.get(model_type, {}))
+            self.net = cls.from_pretrained(ref, local_files_only=local, use_safetensors=True, dtype=torch.float32,
+                                           **_NO_HEAD.get(model_type, {}))  # fp32 whatever the config's torch_dtype
         tower = getattr(self.net, "vision_model", self.net)  # transformers < 5 nests the tower
         if model_type.startswith("clip") and hasattr(tower, "post_layernorm"):
             tower.post_layernorm = nn.Identity()  # CLIP: it only feeds the pooled output

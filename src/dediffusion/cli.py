@@ -25,13 +25,19 @@ def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _load_model(path, decoder=None, tokens: int | None = None):
-    """An encoder checkpoint; ``tokens``: emit only its first K tokens (``--tokens``, TailDrop-trained encoders)."""
+def _load_model(path, decoder=None, tokens: int | None = None, backbone: str | None = None):
+    """An encoder checkpoint; ``tokens``: emit only its first K tokens (``--tokens``, TailDrop-trained encoders);
+    ``backbone``: where its ``hf:`` backbone is (``--backbone``)."""
     from .autoencoder import load_dediffusion
     from .pretrained import resolve
 
-    model = load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder)
+    model = load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder, backbone=backbone)
     return model.set_inference(inference_tokens=tokens) if tokens else model
+
+
+def _backbone_flag(p) -> None:
+    p.add_argument("--backbone", metavar="hf:PATH_OR_ID", help="where the encoder's hf: backbone is, e.g. your copy "
+                   "of it (default: as recorded, if a hub id or inside the encoder folder)")
 
 
 def _tokens_flag(p) -> None:
@@ -57,7 +63,7 @@ def cmd_encode(a) -> int:
     if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _err("several processes need --out (each writes a part file; rank 0 merges them)")
         return 2
-    model = _load_model(a.model, a.decoder, a.tokens)
+    model = _load_model(a.model, a.decoder, a.tokens, a.backbone)
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
     if a.out:  # one process, or one of torchrun's (bulk_dist.py)
         summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=_report_bad,
@@ -100,7 +106,7 @@ def cmd_reconstruct(a) -> int:
     from .generate import generate
     from .images import display_path, grid, save_image
 
-    model = _load_model(a.model, a.decoder, a.tokens)
+    model = _load_model(a.model, a.decoder, a.tokens, a.backbone)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     summary, used = Summary(), set()
@@ -145,15 +151,23 @@ def cmd_pretrain_decoder(a) -> int:
 def cmd_train(a) -> int:
     from .config import apply_overrides
     from .pretrained import resolve
+    from .train.defaults import describe, fit_to_decoder, override_keys
     from .train.encoder import EncoderTrainConfig, train_encoder
 
     from .configs import preset
 
     base = preset(a.preset) if a.preset else EncoderTrainConfig()
-    cfg = apply_overrides(base, a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else []))
+    sets = a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else [])
+    cfg = apply_overrides(base, sets)
     if a.data:  # image folders / WebDataset shards instead of the embedded world (train/data.py)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=tuple(a.data)))
-    train_encoder(cfg, a.output, resolve(a.decoder or cfg.decoder, "decoder"), resume=a.resume, stop_at=a.stop_at)
+    if a.cache_features:  # the frozen backbone's features, computed once (train/feature_cache.py)
+        cfg = dataclasses.replace(cfg, cache_features=a.cache_features)
+    decoder = resolve(a.decoder or cfg.decoder, "decoder")
+    cfg = fit_to_decoder(cfg, decoder, {"model"} if a.preset else override_keys(sets))  # train/defaults.py
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(describe(cfg, decoder), file=sys.stderr)
+    train_encoder(cfg, a.output, decoder, resume=a.resume, stop_at=a.stop_at)
     return 0
 
 
@@ -198,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     _decoder_flag(p, "the one the encoder was trained against")
     _tokens_flag(p)
+    _backbone_flag(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")
@@ -217,12 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     _decoder_flag(p, "the one the encoder was trained against")
     _tokens_flag(p)
+    _backbone_flag(p)
     _sampling_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 
     from .cli_eval import add_parsers  # eval (the report) and invert
 
     add_parsers(sub)
+    from .cli_explain import add_parsers as add_explain_parsers  # explain (per-token attribution)
+
+    add_explain_parsers(sub)
 
     p = sub.add_parser("demo", help="encode fresh scenes, print texts, write a comparison grid")
     p.add_argument("-o", "--output", default="out/demo")
@@ -245,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
             p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset "
                            ".tar shards (default: the embedded world); --set data.shuffle_buffer=N")
+            p.add_argument("--cache-features", metavar="DIR", help="store a frozen backbone's features in DIR and "
+                           "read them back when an image comes round again (epochs, repeated runs)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")
@@ -259,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .apps.cli import add_parsers as add_llm_parsers  # ask, chat, vqa-eval
 
     add_llm_parsers(sub)
+    from .serve.cli import add_parsers as add_serve_parsers  # serve (HTTP API and web page)
+
+    add_serve_parsers(sub)
     return ap
 
 

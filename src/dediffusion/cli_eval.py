@@ -6,7 +6,8 @@ import shlex
 import sys
 import time
 
-from .cli import DEFAULT_GUIDANCE, DEFAULT_STEPS, _decoder_flag, _err, _load_model, _report_bad, _tokens_flag
+from .cli import (DEFAULT_GUIDANCE, DEFAULT_STEPS, _backbone_flag, _decoder_flag, _err, _load_model, _report_bad,
+                  _tokens_flag)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -37,7 +38,7 @@ def _command(a) -> str:
     if "inverted" in a.sources:
         parts += ["--invert-steps", a.invert_steps, "--invert-batch", a.invert_batch]
     for flag, value in (("--model", a.model), ("--tokens", a.tokens), ("--decoder", a.decoder), ("--probe", a.probe),
-                        ("--report", a.report)):
+                        ("--backbone", a.backbone), ("--report", a.report)):
         if value:
             parts += [flag, value]
     return " ".join(shlex.quote(str(p)) for p in parts)
@@ -65,7 +66,7 @@ def cmd_eval(a) -> int:
     if bad:
         _err(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
         return 2
-    model = _load_model(a.model, a.decoder, a.tokens)
+    model = _load_model(a.model, a.decoder, a.tokens, a.backbone)
     if a.seed == model.cfg.train_seed:
         _err(f"--seed {a.seed} is the training seed; pick an unseen one")
         return 2
@@ -111,7 +112,7 @@ def cmd_invert(a) -> int:
     from .images import display_path
     from .invert import InvertConfig, invert_texts
 
-    model = _load_model(a.model, a.decoder)
+    model = _load_model(a.model, a.decoder, backbone=a.backbone)
     n = model.cfg.encoder.num_tokens
     if a.init == "encoder" and a.tokens not in (None, n):
         _err(f"--init encoder refines the encoder's {n} tokens; drop --tokens {a.tokens}")
@@ -152,6 +153,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--model")
     _tokens_flag(p)
+    _backbone_flag(p)
     p.add_argument("--probe")
     _decoder_flag(p, "the one the encoder was trained against; another one tests transfer")
     p.add_argument("--batch-size", type=int, default=100)
@@ -169,6 +171,7 @@ def add_parsers(sub) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="encoder whose vocabulary, token count and decoder are used (default: shipped)")
     _decoder_flag(p, "the one the encoder was trained against")
+    _backbone_flag(p)
     p.add_argument("--init", choices=("random", "encoder"), default="random",
                    help="start from random logits, or refine the encoder's text (--steps 0: the encoder's text)")
     p.add_argument("--steps", type=int, default=300)

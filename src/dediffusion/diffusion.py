@@ -77,13 +77,18 @@ def sample(
     guidance: float,
     generator: torch.Generator | None = None,
     progress: Callable | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling with classifier-free guidance; returns x0 in model space.
 
     ``scheduler`` is a sampling scheduler (DDIM or similar) built from the
     training schedule. Guidance ``1.0`` (or ``uncond=None``) disables CFG.
+    ``noise`` (``shape``): the starting noise, instead of a draw from ``generator``
+    (e.g. one draw shared by every row, ``explain.py``).
     """
-    x = torch.randn(shape, generator=generator, dtype=cond.dtype).to(cond.device)
+    if noise is None:
+        noise = torch.randn(shape, generator=generator, dtype=cond.dtype)
+    x = noise.to(device=cond.device, dtype=cond.dtype)
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps)
     use_cfg = uncond is not None and guidance != 1.0

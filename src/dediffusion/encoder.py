@@ -177,11 +177,14 @@ class ImageEncoder(nn.Module):
     def backbone_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.backbone.parameters())
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B,3,H,W) in [0,1] -> backbone tokens (B, M, C); a frozen backbone runs in eval mode, no grad."""
         if self.backbone_frozen:
             self.backbone.eval()
             with torch.no_grad():
-                feats = self.backbone(images)
-        else:
-            feats = self.backbone(images)
-        return self.pooler(feats)
+                return self.backbone(images)
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """``features``: the frozen backbone's output for ``images``, if already known (a feature cache)."""
+        return self.pooler(self.backbone_features(images) if features is None else features)

@@ -31,12 +31,14 @@ def is_hub_id(ref: str) -> bool:
     return bool(_HUB_ID.fullmatch(ref)) and ".." not in ref
 
 
-def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = False) -> pathlib.Path | str:
+def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = False,
+               flag: str = "--decoder") -> pathlib.Path | str:
     """A path *read from a config file* in ``folder``: ``shipped:NAME``, empty (the shipped ``default``) or
     a relative path that stays inside ``folder``; absolute paths and '..' escapes are refused.
 
     With ``hub``, a hub id (``org/name``, not a folder inside ``folder``) is returned as the string:
-    the model then comes from the hub cache, never from a path the config chose."""
+    the model then comes from the hub cache, never from a path the config chose. ``flag``: the option
+    that gives the model explicitly instead (named in the errors)."""
     from .checkpoint import safe_child
 
     if not ref or ref.startswith(SHIPPED_PREFIX):
@@ -45,11 +47,11 @@ def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = 
         path = safe_child(folder, ref)
     except ValueError:
         raise ValueError(f"{folder}: {field} {ref!r} points outside the checkpoint folder; "
-                         f"give that folder explicitly (e.g. --decoder) if you trust it") from None
+                         f"give that folder explicitly (e.g. {flag}) if you trust it") from None
     if hub and is_hub_id(ref) and not path.exists():
         if pathlib.Path(ref).exists():  # loaders would read this folder of the working directory instead
             raise ValueError(f"{folder}: {field} {ref!r} is a hub id but also a folder in the working directory; "
-                             f"give the decoder explicitly (e.g. --decoder)")
+                             f"give it explicitly (e.g. {flag})")
         return ref
     return path
 

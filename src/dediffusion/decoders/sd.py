@@ -76,7 +76,11 @@ class StableDiffusionDecoder(nn.Module, TextConditioner):
         if options.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {options.precision!r}; expected one of {', '.join(PRECISIONS)}")
         self.ref, self.options = str(ref), options
-        self.text_encoder = _from_pretrained(CLIPTextModel, self.ref, "text_encoder", use_safetensors=True)
+        # fp32 in memory, whatever the config says: transformers 5 loads in the config's torch_dtype by default,
+        # and SD 2.x's text_encoder/config.json says float16 over fp32 weights (half weights then break the
+        # fp32 inputs); ``precision`` (autocast) decides the compute dtype
+        self.text_encoder = _from_pretrained(CLIPTextModel, self.ref, "text_encoder", use_safetensors=True,
+                                             dtype=torch.float32)
         self.tokenizer = _from_pretrained(CLIPTokenizer, self.ref, "tokenizer")
         vocab = self.text_encoder.get_input_embeddings().num_embeddings
         if len(self.tokenizer) != vocab:  # transformers builds an empty tokenizer from a missing folder

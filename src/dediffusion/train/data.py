@@ -156,6 +156,13 @@ class FolderSource:
         out = [x if torch.is_tensor(x) else _next_good(loaded, i) for i, x in enumerate(loaded)]
         return torch.stack(out)
 
+    def keys(self, step: int, part: int = 0, parts: int = 1) -> list[str | None]:
+        """What each image of ``images(step, part, parts)`` is (its file / shard key); None where a file
+        failed to load and another image of the batch took its slot. Call after ``images``."""
+        size = self.batch_size // parts
+        items = self.batch_items(step)[part * size:(part + 1) * size]
+        return [None if key in self.reported else key for key, _ in items]
+
 
 def _warn(message: str) -> None:
     from tqdm.auto import tqdm
@@ -195,6 +202,12 @@ class WorldSource:
         size = self.batch_size // parts
         return images_tensor(scenes(self.seed, step * self.batch_size + part * size, size), self.resolution)
 
+    def keys(self, step: int, part: int = 0, parts: int = 1) -> list[str]:
+        """What each image of ``images(step, part, parts)`` is: scene (seed, index)."""
+        size = self.batch_size // parts
+        start = step * self.batch_size + part * size
+        return [f"world/{self.seed}/{i}" for i in range(start, start + size)]
+
 
 class _WorldSteps(torch.utils.data.Dataset):
     """Whole global batches of steps ``start, start + 1, ...`` for DataLoader workers."""
@@ -229,6 +242,9 @@ class PrefetchWorldSource:
             raise ValueError(f"prefetched world data is past step {step} (steps must not go backwards)")
         size = self.world.batch_size // parts
         return self._batch[part * size:(part + 1) * size]
+
+    def keys(self, step: int, part: int = 0, parts: int = 1) -> list[str]:
+        return self.world.keys(step, part, parts)
 
 
 def make_source(cfg: DataConfig, batch_size: int, resolution: int, seed: int, start: int = 0, steps: int = 0):

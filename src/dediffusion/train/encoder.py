@@ -33,6 +33,7 @@ from ..text_head import TextHeadConfig, temperature
 from ..world.scenes import vocabulary_words
 from . import distributed
 from .data import DataConfig, WorldSource, check_resume_data, make_source
+from .defaults import check_resume_decoder, warn_world_only
 from .loop import copy_start_weights, has_train_state, load_train_state, run_training, step_generator
 
 
@@ -75,6 +76,7 @@ class EncoderTrainConfig:
     tail_drop: float = 0.5  # TailDrop (ViLex): share of images whose text is cut to a random length (tail_min..N)
     tail_min: int = 1
     init_from: str = ""  # an encoder folder (encoder.safetensors, same architecture) a fresh run starts from
+    cache_features: str = ""  # folder of the frozen backbone's features, reused across epochs/runs (feature_cache.py)
     data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/data.py); none: the world
 
 
@@ -119,12 +121,14 @@ def tail_lengths(cfg: EncoderTrainConfig, size: int, gen: torch.Generator) -> to
 
 
 def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
-                 n_parts: int = 1, forward=None, device="cpu", source=None):
+                 n_parts: int = 1, forward=None, device="cpu", source=None, cache=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
 
-    ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder.
+    ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder. ``cache``: a
+    ``FeatureCache`` that gives the frozen backbone's features instead of running it.
     """
     forward = forward or model
+    source = source or WorldSource(cfg.batch_size, model.decoder.resolution, cfg.data_seed)
     head = cfg.model.head
     tau = temperature(step, cfg.steps, head)
     hard = head.estimator == "straight_through" or step >= head.hard_from * cfg.steps
@@ -132,7 +136,8 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
     for part in parts or range(n_parts):
         images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
         lengths = tail_lengths(cfg, len(images), gen)
-        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard, lengths=lengths)
+        feats = cache.features(source.keys(step, part, n_parts), images, model.encoder) if cache else None
+        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard, lengths=lengths, features=feats)
         losses.append(loss)
         logs.append(log)
     if len(losses) == 1:
@@ -182,12 +187,24 @@ def start_weights(model: DeDiffusion, folder) -> None:
     copy_start_weights(model.trainable_state(), saved, folder)
 
 
+def open_cache(cfg: EncoderTrainConfig, model: DeDiffusion, rank: int = 0):
+    """The run's feature cache (``--cache-features DIR``), or None. Refuses a backbone that trains."""
+    if not cfg.cache_features:
+        return None
+    from .feature_cache import FeatureCache
+
+    return FeatureCache(cfg.cache_features, model.encoder, model.decoder.resolution, rank)
+
+
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
                   stop_at: int | None = None) -> DeDiffusion:
     """Train and checkpoint to ``out``; the decoder is never updated. Under torchrun: one process each."""
     out = pathlib.Path(out)
     if resume and (out / "train_config.json").is_file():
         check_resume_data(read_json(out / "train_config.json").get("config", {}).get("data", {}), cfg.data)
+    if resume:  # the same decoder weights as before: encoder.json records their SHA-256
+        check_resume_decoder(out, fingerprint(decoder_folder))
+    warn_world_only(cfg.model, decoder_folder)
     d = distributed.setup(cfg.device)
     n_parts = micro_batch_parts(cfg, d.world)
     parts = range(d.rank * n_parts // d.world, (d.rank + 1) * n_parts // d.world)
@@ -201,15 +218,18 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
         start_weights(model, cfg.init_from)
     last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed, start, last)
+    cache = open_cache(cfg, model, d.rank)
     if d.main:
         write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
 
     def step_fn(step):
-        loss, logs = encoder_step(model, cfg, step, parts, n_parts, forward, d.device, source)
+        loss, logs = encoder_step(model, cfg, step, parts, n_parts, forward, d.device, source, cache)
         return loss, {**logs, "loss": distributed.mean(logs["loss"], d)}  # the global batch's loss
 
     run_training(name="encoder", out=out, step_fn=step_fn, params=params, opt=opt, steps=cfg.steps, start=start,
                  lr=cfg.lr, warmup=cfg.warmup, checkpoint_every=cfg.checkpoint_every, progress=progress,
                  stop_at=stop_at, save_model=lambda: model.save(out, dtype=torch.float32), main=d.main)
+    if cache is not None:
+        cache.flush()
     distributed.teardown(d)
     return model
