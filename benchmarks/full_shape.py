@@ -5,12 +5,14 @@
 
 ``build``: every model of ``configs/paper_sd21.py`` from ``benchmarks/full_shape_configs`` with random
 weights (cost does not depend on them), saved as the diffusers / transformers folders that
-``--decoder DIR`` and ``hf:DIR`` read (~6.7 GB, never committed). Then each measurement runs in a fresh
+``--decoder DIR`` and ``hf:DIR`` read (6.9 GB, never committed). Then each measurement runs in a fresh
 process (one thread) so that peak memories are separate: one training step of the preset through
 ``train.encoder.build_model`` + ``encoder_step`` + the body of ``train.loop.run_training`` (backward,
-clipping, AdamW) at batch 1 / 2, bf16 autocast on or off, UNet gradient checkpointing on or off;
-``dediffusion train --preset paper_sd21`` itself for one step; encode and decode one 512-px image.
-FLOPs of one training step are counted with ``torch.utils.flop_counter``. Writes ``full_shape_cpu.json``.
+clipping, AdamW) at batch 1 / 2, UNet gradient checkpointing on or off, fp32 (bf16 autocast only as a
+micro-benchmark: this CPU has no bf16 instructions); ``dediffusion train --preset paper_sd21`` itself for
+one step; encode and decode one 512-px image. FLOPs of one training step are counted with
+``torch.utils.flop_counter``. ``--only NAME ...`` runs some measurements (in that order) and keeps the
+other rows of ``OUT/full_shape_cpu.json``. Results and analysis: ``benchmarks/scale.md``.
 """
 from __future__ import annotations
 
@@ -357,8 +359,8 @@ def main(argv=None) -> int:
     path = out / "full_shape_cpu.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
     report.update(command="nice -n 10 env OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE .venv/bin/python "
-                  + " ".join(sys.argv), machine="2-core AMD EPYC (AVX2, no AVX-512/AMX), 24 GiB; one thread; "
-                  "the other core busy with a training run", torch=torch.__version__)
+                  + " ".join(sys.argv), machine="2-core AMD EPYC (AVX2, no AVX-512/AMX/bf16), 24 GiB; one thread, "
+                  "niceness 10; other jobs on the machine (1-minute load average in each row)", torch=torch.__version__)
     report["build"] = {**report.get("build", {}), **build(models)}
     if not a.only or "bf16_microbench" in a.only:
         report["bf16_microbench"] = bf16_microbench()
