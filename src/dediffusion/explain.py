@@ -98,9 +98,9 @@ def as_image(image, resolution: int) -> torch.Tensor:
         return x
     if not hasattr(image, "convert"):
         raise ValueError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
-    from .images import _pixels
+    from .images import pil_image_tensor
 
-    return torch.from_numpy(_pixels(image, resolution)).permute(2, 0, 1).contiguous()
+    return pil_image_tensor(image, resolution)
 
 
 def variant_rows(ids: list[int], neutral_id: int, variants=VARIANTS) -> list[list[int]]:

@@ -86,7 +86,7 @@ def _decode(source, name: str, resolution: int, path) -> torch.Tensor:
                 if im.width * im.height > MAX_PIXELS:
                     raise ImageInputError(f"{name}: {im.width}x{im.height} pixels exceeds the limit of "
                                           f"{MAX_PIXELS} (decompression bomb guard)")
-                arr = _pixels(im, resolution)
+                return pil_image_tensor(im, resolution)
     except ImageInputError:
         raise
     except Image.DecompressionBombError as e:
@@ -97,7 +97,6 @@ def _decode(source, name: str, resolution: int, path) -> torch.Tensor:
         raise ImageInputError(f"{name}: {_reason(e)}") from None
     except Exception as e:  # PIL raises many types (SyntaxError, ValueError, ...) for corrupt files
         raise ImageInputError(f"{name}: {_reason(e)}") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # (3,H,W)
 
 
 def _reason(e: Exception) -> str:
@@ -107,6 +106,11 @@ def _reason(e: Exception) -> str:
     if "truncated" in text.lower() or "broken data stream" in text:
         return f"truncated or corrupt image data ({text.splitlines()[0] if text else type(e).__name__})"
     return " ".join(text.split()) or type(e).__name__
+
+
+def pil_image_tensor(im, resolution: int) -> torch.Tensor:
+    """An opened PIL image -> (3, resolution, resolution) float32 in [0, 1], converted as files are."""
+    return torch.from_numpy(_pixels(im, resolution)).permute(2, 0, 1).contiguous()
 
 
 def _pixels(im, resolution: int) -> np.ndarray:

@@ -89,14 +89,13 @@ def micro_batch_parts(cfg: EncoderTrainConfig, world: int) -> int:
     return parts
 
 
-def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: int, device="cpu", source=None):
+def micro_batch(decoder, cfg: EncoderTrainConfig, step: int, part: int, parts: int, device, source):
     """Images, noise levels, noise and generator of micro-batch ``part`` of step ``step``.
 
     All of it depends only on (seeds, step, part), never on which process draws it. ``source``:
-    where images come from (``train/data.py``; default: the embedded world).
+    where images come from (``train/data.py``).
     """
     size = cfg.batch_size // parts
-    source = source or WorldSource(cfg.batch_size, decoder.resolution, cfg.data_seed)
     images = source.images(step, part, parts)
     gen = step_generator(cfg.seed, step, part)
     t = diffusion.sample_timesteps(size, cfg.t_min, cfg.t_max, gen, "cpu")
@@ -124,8 +123,9 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
                  n_parts: int = 1, forward=None, device="cpu", source=None, cache=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
 
-    ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder. ``cache``: a
-    ``FeatureCache`` that gives the frozen backbone's features instead of running it.
+    ``forward`` is the (DDP-wrapped) model to call; ``model`` gives the decoder. ``source``: where images
+    come from (``train/data.py``; default: the embedded world). ``cache``: a ``FeatureCache`` that gives
+    the frozen backbone's features instead of running it.
     """
     forward = forward or model
     source = source or WorldSource(cfg.batch_size, model.decoder.resolution, cfg.data_seed)
