@@ -34,8 +34,8 @@ def _set_inference(model, spec: str | None) -> None:
 
 def frechet(model, sources: tuple[str, ...]) -> dict:
     from dediffusion import shipped
-    from dediffusion.evaluate import EvalConfig, evaluate_sweep
-    from dediffusion.world.probe import load_probe
+    from dediffusion.eval.evaluate import EvalConfig, evaluate_sweep
+    from dediffusion.model.attribute_cnn import load_probe
 
     cfg = EvalConfig(seed=1, n=500, guidance=(1.5,), headline=1.5, sources=sources)
     r = evaluate_sweep(model, load_probe(shipped("probe")), cfg, progress=False)
@@ -44,11 +44,12 @@ def frechet(model, sources: tuple[str, ...]) -> dict:
 
 def measure(folder: str, inference: str | None = None, fd: bool = False) -> dict:
     from dediffusion import load_dediffusion, shipped
-    from dediffusion.evaluate import caption_losses
-    from dediffusion.generate import generate
+    from dediffusion.eval.evaluate import caption_losses
+    from dediffusion.model.sampling import generate
     from dediffusion.pretrained import resolve
-    from dediffusion.world.data import images_tensor, scenes
-    from dediffusion.world.probe import attribute_hits, load_probe, summarise
+    from dediffusion.data.world.batches import images_tensor, scenes
+    from dediffusion.eval.probe import attribute_hits, summarise
+    from dediffusion.model.attribute_cnn import load_probe
 
     model = load_dediffusion(resolve(folder, "encoder"), decoder_folder=shipped("decoder")).eval()
     _set_inference(model, inference)

@@ -43,11 +43,12 @@ def _setting(model, folder: pathlib.Path) -> dict:
 
 def measure(folder: str) -> dict:
     from dediffusion import load_dediffusion, shipped
-    from dediffusion.evaluate import caption_losses
-    from dediffusion.generate import generate
-    from dediffusion.world.data import images_tensor, scenes
-    from dediffusion.world.probe import attribute_hits, load_probe, summarise
-    from dediffusion.world.scenes import vocabulary_words
+    from dediffusion.eval.evaluate import caption_losses
+    from dediffusion.model.sampling import generate
+    from dediffusion.data.world.batches import images_tensor, scenes
+    from dediffusion.eval.probe import attribute_hits, summarise
+    from dediffusion.model.attribute_cnn import load_probe
+    from dediffusion.data.world.scenes import vocabulary_words
 
     folder = pathlib.Path(folder)
     model = load_dediffusion(folder, decoder_folder=shipped("decoder")).eval()

@@ -23,7 +23,7 @@ import torch
 
 
 def variants(chunk, seed: int) -> dict[str, list[str]]:
-    from dediffusion.world.scenes import corrupt, full_caption, human_caption, tag_caption
+    from dediffusion.data.world.scenes import corrupt, full_caption, human_caption, tag_caption
 
     rng = np.random.default_rng(seed)
 
@@ -50,10 +50,10 @@ def variants(chunk, seed: int) -> dict[str, list[str]]:
 
 
 def gate(decoder, probe, n: int, seed: int) -> float:
-    from dediffusion.generate import generate
-    from dediffusion.world.data import scenes
-    from dediffusion.world.probe import attribute_hits, concat_hits, summarise
-    from dediffusion.world.scenes import full_caption
+    from dediffusion.model.sampling import generate
+    from dediffusion.data.world.batches import scenes
+    from dediffusion.eval.probe import attribute_hits, concat_hits, summarise
+    from dediffusion.data.world.scenes import full_caption
 
     hits = []
     for start in range(0, n, 100):
@@ -64,11 +64,11 @@ def gate(decoder, probe, n: int, seed: int) -> float:
 
 
 def main() -> None:
-    from dediffusion.decoders import load_decoder
-    from dediffusion.evaluate import _fixed_noise_losses
+    from dediffusion.model.decoders import load_decoder
+    from dediffusion.eval.evaluate import _fixed_noise_losses
     from dediffusion.pretrained import resolve
-    from dediffusion.world.data import scenes
-    from dediffusion.world.probe import load_probe
+    from dediffusion.data.world.batches import scenes
+    from dediffusion.model.attribute_cnn import load_probe
 
     ap = argparse.ArgumentParser()
     ap.add_argument("decoders", nargs="+")

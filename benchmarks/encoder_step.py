@@ -27,7 +27,7 @@ def build(batch: int, channels_last: bool):
     import dataclasses
 
     from dediffusion.pretrained import resolve
-    from dediffusion.train.encoder import EncoderTrainConfig, build_model
+    from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model
 
     cfg = dataclasses.replace(EncoderTrainConfig(), batch_size=batch)
     model = build_model(cfg, resolve("shipped:decoder", "decoder")).train()
@@ -37,7 +37,7 @@ def build(batch: int, channels_last: bool):
 
 
 def timed_steps(cfg, model, steps: int, start: int) -> list[float]:
-    from dediffusion.train.encoder import encoder_step
+    from dediffusion.train.fit_encoder import encoder_step
 
     out = []
     for i in range(start, start + steps):

@@ -6,7 +6,7 @@
 Held-out dev scenes (seed 1, scenes 0..n-1), the shipped encoder, decoder and probe; scene i is decoded
 with noise seed i at guidance 3 (explain's default) and 10 DDIM steps (explain's default is 25; 10
 keeps the run near 15 minutes). For every scene, every token is removed, replaced by "a", and every
-copy of its word removed (``dediffusion.explain``), and the probe reads each decode. A token
+copy of its word removed (``dediffusion.eval.explain``), and the probe reads each decode. A token
 *controls* an attribute when the probe reads that attribute differently after the change than in
 the full text's reconstruction. Reported per variant and for any variant:
 
@@ -36,7 +36,7 @@ INERT = 0.005  # a token whose change moves pixels by less than this on average 
 
 
 def categories() -> dict[str, str]:
-    from dediffusion.world.scenes import BACKGROUNDS, CELLS, COLOURS, FUNCTION_WORDS, SHAPES, SIZES
+    from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, FUNCTION_WORDS, SHAPES, SIZES
 
     cat = {w: "function word" for w in FUNCTION_WORDS}
     cat.update({w: "object colour" for w in COLOURS}, **{w: "background colour" for w in BACKGROUNDS})
@@ -47,10 +47,10 @@ def categories() -> dict[str, str]:
 
 def scene_record(model, probe, scene, index: int, a) -> tuple[dict, object]:
     """One scene's truth, text, the probe's reading of its reconstruction and every token's effect."""
-    from dediffusion.explain import attribution
-    from dediffusion.tokenizer import decode_ids
-    from dediffusion.world.data import images_tensor
-    from dediffusion.world.scenes import CELLS
+    from dediffusion.eval.explain import attribution
+    from dediffusion.model.tokenizer import decode_ids
+    from dediffusion.data.world.batches import images_tensor
+    from dediffusion.data.world.scenes import CELLS
 
     image = images_tensor([scene], model.decoder.resolution)[0]
     cpu = time.process_time()
@@ -202,9 +202,9 @@ def _variants(text: str) -> tuple[str, ...]:
 
 def run_scenes(model, probe, a, out: pathlib.Path) -> list[dict]:
     """Every scene's record, appended to ``scenes.jsonl`` as it is done; ``--resume`` keeps those already there."""
-    from dediffusion.cli_explain import explain_grid
-    from dediffusion.evaluate import SPLITS
-    from dediffusion.world.data import scenes
+    from dediffusion.cli.attribution import explain_grid
+    from dediffusion.eval.evaluate import SPLITS
+    from dediffusion.data.world.batches import scenes
 
     partial = out / "scenes.jsonl"
     done = [json.loads(line) for line in partial.read_text().splitlines()] if a.resume and partial.is_file() else []
@@ -223,10 +223,10 @@ def run_scenes(model, probe, a, out: pathlib.Path) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from dediffusion.autoencoder import load_dediffusion
-    from dediffusion.evaluate import SPLITS
+    from dediffusion.model.autoencoder import load_dediffusion
+    from dediffusion.eval.evaluate import SPLITS
     from dediffusion.pretrained import resolve
-    from dediffusion.world.probe import load_probe
+    from dediffusion.model.attribute_cnn import load_probe
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100)

@@ -29,7 +29,7 @@ BACKBONES = ("cnn", "attribute_cnn", "efficientnet_lite0")
 
 
 def timed_step(model, cfg, params, opt, step: int, source, cache) -> tuple[float, float]:
-    from dediffusion.train.encoder import encoder_step
+    from dediffusion.train.fit_encoder import encoder_step
 
     t0, c0 = time.perf_counter(), time.process_time()
     loss, _ = encoder_step(model, cfg, step, source=source, cache=cache)
@@ -54,8 +54,8 @@ def backbone_alone(model, source, steps: int) -> float:
 def measure(backbone: str, steps: int, batch: int) -> dict:
     from dediffusion.config import apply_overrides
     from dediffusion.pretrained import resolve
-    from dediffusion.train.data import WorldSource
-    from dediffusion.train.encoder import EncoderTrainConfig, build_model
+    from dediffusion.train.sources import WorldSource
+    from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model
     from dediffusion.train.feature_cache import FeatureCache
 
     cfg = apply_overrides(EncoderTrainConfig(), [f"model.encoder.backbone={backbone}", f"batch_size={batch}"])

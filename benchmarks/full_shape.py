@@ -185,7 +185,7 @@ def flops_by_part(forward, backward, batch: int) -> dict:
 
 def measure_step(models: pathlib.Path, batch: int, precision: str, ckpt: bool, steps: int, flops: bool) -> dict:
     """Build through the real ``build_model``; each step is ``run_training``'s body around ``encoder_step``."""
-    from dediffusion.train.encoder import build_model, encoder_step
+    from dediffusion.train.fit_encoder import build_model, encoder_step
 
     cfg = preset_config(models, batch, precision, ckpt)
     t0 = time.perf_counter()
@@ -219,9 +219,9 @@ def measure_step(models: pathlib.Path, batch: int, precision: str, ckpt: bool, s
 
 def measure_codec(models: pathlib.Path, precision: str, decode_steps: int) -> dict:
     """Encode one 512-px image to text (one forward pass) and decode text to a 512-px image."""
-    from dediffusion.generate import generate
-    from dediffusion.train.data import WorldSource
-    from dediffusion.train.encoder import build_model
+    from dediffusion.model.sampling import generate
+    from dediffusion.train.sources import WorldSource
+    from dediffusion.train.fit_encoder import build_model
 
     cfg = preset_config(models, 1, precision, False)
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Fuzz `dediffusion.images.load_image`: any bytes must give a tensor or an ImageInputError, nothing else.
+"""Fuzz `dediffusion.data.images.load_image`: any bytes must give a tensor or an ImageInputError, nothing else.
 
     OMP_NUM_THREADS=1 python benchmarks/fuzz_image_loader.py --seconds 300
 
@@ -58,7 +58,7 @@ class Recorder:
     """Runs one input through the loader and keeps counts, findings and the slowest input."""
 
     def __init__(self, stats_path: str, slow: float):
-        from dediffusion.images import ImageInputError, load_image
+        from dediffusion.data.images import ImageInputError, load_image
 
         self.load, self.expected = load_image, ImageInputError
         self.stats_path, self.slow = stats_path, slow
@@ -109,7 +109,7 @@ def run_atheris(corpus: str, stats: str, seconds: int, slow: float) -> None:
         from PIL import Image
 
         Image.init()  # import every format plugin inside the instrumentation
-        import dediffusion.images  # noqa: F401
+        import dediffusion.data.images  # noqa: F401
     rec = Recorder(stats, slow)
     atheris.Setup([sys.argv[0], corpus, f"-max_total_time={seconds}", f"-max_len={MAX_LEN}", "-rss_limit_mb=4096",
                    "-print_final_stats=1"], rec)

@@ -19,10 +19,10 @@ import torch
 
 
 def main(argv=None) -> int:
-    from dediffusion.autoencoder import load_dediffusion
-    from dediffusion.evaluate import _fixed_noise_losses
+    from dediffusion.model.autoencoder import load_dediffusion
+    from dediffusion.eval.evaluate import _fixed_noise_losses
     from dediffusion.pretrained import resolve
-    from dediffusion.world.data import images_tensor, scenes
+    from dediffusion.data.world.batches import images_tensor, scenes
 
     ap = argparse.ArgumentParser()
     ap.add_argument("encoder")

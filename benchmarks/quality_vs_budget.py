@@ -31,10 +31,10 @@ MEASURES = (("decoder_loss", "decoder loss (lower is better)"), ("probe_accuracy
 
 
 def _judge(model, probe, images, scenes_, ids) -> dict:
-    from dediffusion.generate import generate
-    from dediffusion.invert import prompt_loss
-    from dediffusion.tokenizer import decode_ids
-    from dediffusion.world.probe import attribute_hits, summarise
+    from dediffusion.model.sampling import generate
+    from dediffusion.eval.invert import prompt_loss
+    from dediffusion.model.tokenizer import decode_ids
+    from dediffusion.eval.probe import attribute_hits, summarise
 
     ids = [list(r) for r in (ids.tolist() if torch.is_tensor(ids) else ids)]
     texts = [decode_ids(model.decoder.tokenizer, r) for r in ids]
@@ -51,7 +51,7 @@ def _timed(fn) -> tuple[torch.Tensor, float]:
 
 def _prompts(model, images, refine: list[int], budgets: list[int]):
     """Yields (row name, steps, ids (n, N), seconds) for the encoder, each refinement and each budget."""
-    from dediffusion.invert import InvertConfig, encoder_logits, invert
+    from dediffusion.eval.invert import InvertConfig, encoder_logits, invert
 
     n, allowed, tokens = len(images), model.head.allowed_ids, model.cfg.encoder.num_tokens
     model.token_ids(images[:64])  # warm-up
@@ -69,9 +69,9 @@ def _prompts(model, images, refine: list[int], budgets: list[int]):
 
 def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3) -> dict:
     from dediffusion import load_dediffusion, shipped
-    from dediffusion.world.data import images_tensor, scenes
-    from dediffusion.world.probe import load_probe
-    from dediffusion.world.scenes import full_caption, human_caption
+    from dediffusion.data.world.batches import images_tensor, scenes
+    from dediffusion.model.attribute_cnn import load_probe
+    from dediffusion.data.world.scenes import full_caption, human_caption
 
     model, probe = load_dediffusion(shipped("encoder")).eval(), load_probe(shipped("probe"))
     sc = scenes(seed, 0, n)

@@ -26,7 +26,7 @@ SRC = os.path.join(os.path.dirname(HERE), "src")
 def make_images(folder: str, n: int, seed: int = 999) -> list[str]:
     from PIL import Image
 
-    from dediffusion.world.scenes import render, sample_scene
+    from dediffusion.data.world.scenes import render, sample_scene
 
     paths = []
     for i in range(n):

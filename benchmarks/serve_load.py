@@ -144,7 +144,7 @@ async def post(port: int, path: str, body: bytes, ctype: str | None = None) -> t
 def scene_pngs(n: int, seed: int = 4242) -> list[bytes]:
     from PIL import Image
 
-    from dediffusion.world.scenes import render, sample_scene
+    from dediffusion.data.world.scenes import render, sample_scene
 
     out = []
     for i in range(n):

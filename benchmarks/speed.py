@@ -37,7 +37,7 @@ def median_seconds(fn, runs: int, warmup=None) -> tuple[float, list[float]]:
 
 
 def scene_images(n: int, resolution: int, seed: int = 9) -> torch.Tensor:
-    from dediffusion.world.data import images_tensor, scenes
+    from dediffusion.data.world.batches import images_tensor, scenes
 
     return images_tensor(scenes(seed, 0, n), resolution)
 
@@ -49,7 +49,7 @@ def bench_encode(model, batch: int, runs: int) -> dict:
 
 
 def bench_decode(model, batch: int, steps: int, guidance: float, runs: int) -> dict:
-    from dediffusion.generate import generate
+    from dediffusion.model.sampling import generate
 
     prompts = model.texts(scene_images(batch, model.decoder.resolution))
     med, times = median_seconds(lambda: generate(model.decoder, prompts, steps=steps, guidance=guidance), runs)
@@ -60,7 +60,7 @@ def bench_decode(model, batch: int, steps: int, guidance: float, runs: int) -> d
 def bench_train_step(decoder, overrides: list[str], runs: int) -> dict:
     from dediffusion.config import apply_overrides
     from dediffusion.pretrained import resolve
-    from dediffusion.train.encoder import EncoderTrainConfig, build_model, encoder_step
+    from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model, encoder_step
 
     cfg = apply_overrides(EncoderTrainConfig(), overrides)
     model = build_model(cfg, resolve(decoder or cfg.decoder, "decoder")).train()
@@ -81,7 +81,7 @@ def bench_train_step(decoder, overrides: list[str], runs: int) -> dict:
 
 
 def bench_invert(model, n: int, steps: int, batch: int, runs: int) -> dict:
-    from dediffusion.invert import InvertConfig, invert_texts
+    from dediffusion.eval.invert import InvertConfig, invert_texts
 
     images = scene_images(n, model.decoder.resolution)
     cfg = InvertConfig(steps=steps, batch_size=batch)
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     if a.tiny:
         a.runs, a.decode_steps, a.invert_steps, a.invert_images, a.invert_batch = 2, 2, 3, 4, 4
         a.set = a.set + ["batch_size=4"]
-    from dediffusion.autoencoder import load_dediffusion
+    from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.pretrained import resolve
 
     model = load_dediffusion(resolve(a.model, "encoder"), decoder_folder=a.decoder)

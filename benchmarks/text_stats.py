@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/text_stats.py shipped:encoder --split test --out benchmarks/text_stats
 
 For each encoder (and the human-like caption, the full caption and the empty prompt as references):
-logistic regressions from binary word unigrams + bigrams to scene attributes (``dediffusion.text_probe``)
+logistic regressions from binary word unigrams + bigrams to scene attributes (``dediffusion.eval.text_probe``)
 are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored on 1,000 held-out scenes:
 ``--split dev`` scores dev scenes 2000-2999 (for choices), ``--split test`` the test seed 7 (to report).
 Also the share of emitted words that name a shape, colour, size or position, distinct texts and mean
@@ -21,9 +21,9 @@ import torch
 
 
 def encoder_texts(ref: str, batch: list, tokens: int | None) -> list[str]:
-    from dediffusion.autoencoder import load_dediffusion
+    from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.pretrained import resolve
-    from dediffusion.world.data import images_tensor
+    from dediffusion.data.world.batches import images_tensor
 
     model = load_dediffusion(resolve(ref, "encoder"))
     if tokens:
@@ -35,9 +35,9 @@ def encoder_texts(ref: str, batch: list, tokens: int | None) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from dediffusion.text_probe import surface_stats, text_probe
-    from dediffusion.world.data import scenes
-    from dediffusion.world.scenes import full_caption, human_caption
+    from dediffusion.eval.text_probe import surface_stats, text_probe
+    from dediffusion.data.world.batches import scenes
+    from dediffusion.data.world.scenes import full_caption, human_caption
 
     ap = argparse.ArgumentParser()
     ap.add_argument("encoders", nargs="*")

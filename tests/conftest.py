@@ -7,7 +7,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from dediffusion.decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig  # noqa: E402
+from dediffusion.model.decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 
 TINY_DECODER = BuiltinDecoderConfig(resolution=8, text_width=16, text_layers=1, text_heads=2,
                                     unet_channels=(8, 16), norm_groups=4, attention_heads=2)

@@ -10,8 +10,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from dediffusion.checkpoint import save_tensors  # noqa: E402
-from dediffusion.train.encoder import train_encoder  # noqa: E402
+from dediffusion.checkpoint import save_tensors
+from dediffusion.train.fit_encoder import train_encoder
 from tests.test_autoencoder import tiny_train_cfg  # noqa: E402
 
 STEPS = 3

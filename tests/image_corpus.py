@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import render
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root reads files whatever their mode
 

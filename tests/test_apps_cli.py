@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from dediffusion.apps.llm import LocalLLM
-from dediffusion.apps.prompts import ANSWER_SYSTEM, CHAT_SYSTEM, answer_messages
-from dediffusion.cli import main
+from dediffusion.apps.llm_prompts import ANSWER_SYSTEM, CHAT_SYSTEM, answer_messages
+from dediffusion.cli.main import main
 
 from .openai_server import OpenAIServer
 from .test_cli import image_files, tiny_model_dir  # noqa: F401 - fixtures

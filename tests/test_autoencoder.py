@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from dediffusion.autoencoder import DeDiffusionConfig, load_dediffusion
-from dediffusion.encoder import EncoderConfig
-from dediffusion.text_head import TextHeadConfig, gumbel_softmax, temperature
-from dediffusion.tokenizer import clip_tokenizer
-from dediffusion.train.encoder import EncoderTrainConfig, build_model, train_encoder
-from dediffusion.world.scenes import vocabulary_words
+from dediffusion.model.autoencoder import DeDiffusionConfig, load_dediffusion
+from dediffusion.model.encoder import EncoderConfig
+from dediffusion.model.text_head import TextHeadConfig, gumbel_softmax, temperature
+from dediffusion.model.tokenizer import clip_tokenizer
+from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model, train_encoder
+from dediffusion.data.world.scenes import vocabulary_words
 
 TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone="cnn", backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
                          head=TextHeadConfig(vocab="allow_list"), allow_words=tuple(vocabulary_words()))
@@ -84,7 +84,7 @@ def test_gumbel_samples_are_distributions_and_straight_through_is_one_hot():
 
 
 def test_collision_rate_is_one_for_a_repeated_word_and_zero_for_distinct_words():
-    from dediffusion.text_head import collision_rate
+    from dediffusion.model.text_head import collision_rate
 
     big = 50.0
     repeated = torch.full((1, 4, 6), -big)
@@ -97,8 +97,8 @@ def test_collision_rate_is_one_for_a_repeated_word_and_zero_for_distinct_words()
 
 
 def test_attribute_cnn_backbone_is_frozen_pretrained_and_saved_with_the_encoder(tmp_path):
-    from dediffusion.encoder import ImageEncoder
-    from dediffusion.world.probe import Probe, save_probe
+    from dediffusion.model.encoder import ImageEncoder
+    from dediffusion.model.attribute_cnn import Probe, save_probe
 
     torch.manual_seed(3)
     pretrained = Probe()
@@ -117,7 +117,7 @@ def test_attribute_cnn_backbone_is_frozen_pretrained_and_saved_with_the_encoder(
 
 
 def test_sampled_inference_is_per_image_deterministic_and_enters_the_decoder_as_its_text():
-    from dediffusion.text_head import TextHead
+    from dediffusion.model.text_head import TextHead
 
     allowed = torch.arange(100, 130)
     head = TextHead(8, allowed, TextHeadConfig(inference="sample", sample_temperature=0.5, sample_seed=3))
@@ -141,7 +141,7 @@ def test_sampled_inference_is_per_image_deterministic_and_enters_the_decoder_as_
 
 
 def test_batch_diversity_is_zero_for_spread_choices_and_one_for_a_shared_text():
-    from dediffusion.text_head import batch_diversity
+    from dediffusion.model.text_head import batch_diversity
 
     same = torch.full((4, 3, 4), -50.0)
     same[..., 1] = 50.0

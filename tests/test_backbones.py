@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from dediffusion.backbones import HFBackbone, parse_preprocess, preprocess
-from dediffusion.encoder import EncoderConfig, ImageEncoder
+from dediffusion.model.backbones import HFBackbone, parse_preprocess, preprocess
+from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 
 from .tiny_models import save_tiny_vision
 

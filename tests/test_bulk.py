@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from dediffusion.bulk import JsonlSink, Summary, encode_stream, read_jsonl, repair_jsonl
-from dediffusion.images import ImageInputError
+from dediffusion.bulk.stream import JsonlSink, Summary, encode_stream, read_jsonl, repair_jsonl
+from dediffusion.data.images import ImageInputError
 
 
 class FakeModel:

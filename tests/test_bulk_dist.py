@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dediffusion.bulk import read_jsonl
-from dediffusion.bulk_dist import encode_ranked, merge_parts, part_files, part_path
-from dediffusion.cli import main
+from dediffusion.bulk.stream import read_jsonl
+from dediffusion.bulk.ranked import encode_ranked, merge_parts, part_files, part_path
+from dediffusion.cli.main import main
 
 from .test_bulk import FakeModel, items
 from .test_data import scene_members, write_scenes, write_shard
@@ -52,7 +52,7 @@ def test_encode_cli_reads_shards_keyed_by_member_and_resumes(tiny_model_dir, tmp
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory, tiny_decoder_dir):
-    from dediffusion.train.encoder import train_encoder
+    from dediffusion.train.fit_encoder import train_encoder
 
     from .test_autoencoder import tiny_train_cfg
 

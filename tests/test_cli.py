@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dediffusion.cli import main
-from dediffusion.train.encoder import train_encoder
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import render
+from dediffusion.cli.main import main
+from dediffusion.train.fit_encoder import train_encoder
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 from .test_autoencoder import tiny_train_cfg
 
@@ -79,7 +79,7 @@ def test_reconstruct_writes_one_png_per_good_image(tiny_model_dir, image_files, 
 
 
 def test_eval_json_has_the_promised_keys(tiny_model_dir, tmp_path, capsys):
-    from dediffusion.world.probe import Probe, ProbeConfig, save_probe
+    from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
 
     save_probe(Probe(ProbeConfig(resolution=8)), tmp_path / "probe")
     code = main(["eval", "--seed", "7", "--n", "4", "--steps", "2", "--json", "--model", str(tiny_model_dir),
@@ -118,7 +118,7 @@ def test_export_writes_fp16_and_records_the_decoder_reference(tiny_model_dir, tm
 
 
 def test_export_can_switch_inference_to_sampling_but_nothing_that_touches_weights(tiny_model_dir, tmp_path, capsys):
-    from dediffusion.autoencoder import load_dediffusion
+    from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.checkpoint import read_json
 
     out = tmp_path / "sampled"

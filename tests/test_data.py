@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.images import load_image
-from dediffusion.shards import data_items
-from dediffusion.train.data import DataConfig, FolderSource, ShuffledStream
-from dediffusion.train.encoder import train_encoder
-from dediffusion.world.scenes import render, sample_scene
+from dediffusion.data.images import load_image
+from dediffusion.data.shards import data_items
+from dediffusion.train.sources import DataConfig, FolderSource, ShuffledStream
+from dediffusion.train.fit_encoder import train_encoder
+from dediffusion.data.world.scenes import render, sample_scene
 
 from .test_autoencoder import tiny_train_cfg
 from .test_resume import _same, _state
@@ -189,7 +189,7 @@ def test_training_on_a_folder_resumes_exactly_across_epochs(tiny_decoder_dir, tm
 
 def test_train_cli_takes_data_and_resume_insists_on_the_same_data(tmp_path, capsys):
     from dediffusion.checkpoint import read_json
-    from dediffusion.cli import main
+    from dediffusion.cli.main import main
 
     shard = write_shard(tmp_path / "a.tar", scene_members(3))
     run = ["train", "--out", str(tmp_path / "run"), "--set", "batch_size=2", "--set", "warmup=1"]

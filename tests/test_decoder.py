@@ -1,8 +1,8 @@
 import torch
 
-from dediffusion.decoders import load_decoder
-from dediffusion.decoders.builtin import BuiltinDecoder
-from dediffusion.generate import generate
+from dediffusion.model.decoders import load_decoder
+from dediffusion.model.decoders.builtin import BuiltinDecoder
+from dediffusion.model.sampling import generate
 
 
 def test_prompt_ids_and_embeds_give_identical_text_states(tiny_decoder_dir):
@@ -41,7 +41,7 @@ def test_save_load_gives_identical_outputs(tiny_decoder_dir, tmp_path):
 
 
 def test_v_prediction_loss_target_and_weighting(tiny_decoder_dir):
-    from dediffusion import diffusion
+    from dediffusion.model import diffusion
 
     d = load_decoder(tiny_decoder_dir)
     x0, noise, t = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([100, 800])

@@ -7,15 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.autoencoder import load_dediffusion
+from dediffusion.model.autoencoder import load_dediffusion
 from dediffusion.checkpoint import read_json
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.pretrained import shipped
-from dediffusion.tokenizer import word_token_ids
+from dediffusion.model.tokenizer import word_token_ids
 from dediffusion.train.defaults import fit_to_decoder
-from dediffusion.train.encoder import EncoderTrainConfig
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import render
+from dediffusion.train.fit_encoder import EncoderTrainConfig
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 from .tiny_models import IMAGE, save_tiny_sd, save_tiny_vision
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dediffusion.checkpoint import load_tensors, read_json
-from dediffusion.train.encoder import micro_batch_parts, train_encoder
+from dediffusion.train.fit_encoder import micro_batch_parts, train_encoder
 
 from .ddp_worker import STEPS
 from .test_autoencoder import tiny_train_cfg

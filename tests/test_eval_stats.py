@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from dediffusion.cli import main
-from dediffusion.eval_compare import chance_corrected_sweep
-from dediffusion.metrics import Distances, ProbeFeatures, kernel_gamma
-from dediffusion.stats import (FrechetResampled, KidResampled, accuracy, frechet_from_features, kid_from_features,
-                               paired_bootstrap)
-from dediffusion.train.encoder import train_encoder
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.probe import CONTENTS, Probe, ProbeConfig, hits_from_logits, save_probe, summarise, targets
-from dediffusion.world.scenes import COLOURS, SIZES
+from dediffusion.cli.main import main
+from dediffusion.eval.compare import chance_corrected_sweep
+from dediffusion.eval.metrics import Distances, ProbeFeatures, kernel_gamma
+from dediffusion.eval.stats import (FrechetResampled, KidResampled, accuracy, frechet_from_features,
+    kid_from_features, paired_bootstrap)
+from dediffusion.train.fit_encoder import train_encoder
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.model.attribute_cnn import CONTENTS, Probe, ProbeConfig, save_probe
+from dediffusion.eval.probe import hits_from_logits, summarise, targets
+from dediffusion.data.world.scenes import COLOURS, SIZES
 
 from .test_autoencoder import tiny_train_cfg
 
@@ -114,7 +115,7 @@ def tiny_model_dir(tiny_decoder_dir, tmp_path_factory):
 
 
 def test_cli_eval_test_split_records_seed_7_and_saves_per_scene_results(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    import dediffusion.evaluate as ev
+    import dediffusion.eval.evaluate as ev
 
     seeds, generate = {}, ev.generate
 

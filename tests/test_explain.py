@@ -5,16 +5,16 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.autoencoder import DeDiffusion
-from dediffusion.cli import main
-from dediffusion.decoders import load_decoder
-from dediffusion.explain import NEUTRAL_WORD, attribution, explain_image, probe_changes
-from dediffusion.generate import generate
-from dediffusion.tokenizer import decode_ids
-from dediffusion.train.encoder import train_encoder
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.probe import Probe, ProbeConfig, save_probe
-from dediffusion.world.scenes import render
+from dediffusion.model.autoencoder import DeDiffusion
+from dediffusion.cli.main import main
+from dediffusion.model.decoders import load_decoder
+from dediffusion.eval.explain import NEUTRAL_WORD, attribution, explain_image, probe_changes
+from dediffusion.model.sampling import generate
+from dediffusion.model.tokenizer import decode_ids
+from dediffusion.train.fit_encoder import train_encoder
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
+from dediffusion.data.world.scenes import render
 
 from .test_autoencoder import TINY, tiny_train_cfg
 

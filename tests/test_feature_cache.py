@@ -5,15 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.backbones import HFBackbone
+from dediffusion.model.backbones import HFBackbone
 from dediffusion.checkpoint import load_tensors
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.config import apply_overrides
-from dediffusion.train import encoder as train_encoder_module
-from dediffusion.train.data import DataConfig
-from dediffusion.train.encoder import EncoderTrainConfig, train_encoder
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import render
+from dediffusion.train import fit_encoder as train_encoder_module
+from dediffusion.train.sources import DataConfig
+from dediffusion.train.fit_encoder import EncoderTrainConfig, train_encoder
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 from .tiny_models import save_tiny_vision
 
@@ -117,7 +117,7 @@ def test_refuses_a_trained_backbone_and_another_backbones_cache(clip_dir, tiny_d
 
 
 def test_fingerprint_covers_weights_and_buffers():
-    from dediffusion.encoder import EncoderConfig, ImageEncoder
+    from dediffusion.model.encoder import EncoderConfig, ImageEncoder
     from dediffusion.train.feature_cache import backbone_fingerprint
 
     encoder = ImageEncoder(EncoderConfig(backbone="efficientnet_lite0"))  # BatchNorm: 0-d counters, running stats

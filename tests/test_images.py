@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dediffusion.images import ImageInputError, display_path, load_image
-from dediffusion.inputs import iter_inputs
+from dediffusion.data.images import ImageInputError, display_path, load_image
+from dediffusion.data.inputs import iter_inputs
 
 from .image_corpus import IS_ROOT, build_corpus, encoded, exif_rotated_jpeg, noise_image, png_bytes
 
@@ -43,7 +43,7 @@ def test_sixteen_bit_keeps_its_range_and_transparency_becomes_white(tmp_path):
 
 def test_bomb_is_refused_from_the_header(tmp_path, monkeypatch):
     # 9000 x 9000 is under Pillow's own limit: our guard must refuse it before any decoding
-    import dediffusion.images as images
+    import dediffusion.data.images as images
 
     def no_decode(*a, **k):
         raise AssertionError("pixels were decoded")

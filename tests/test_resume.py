@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from dediffusion.checkpoint import load_tensors
-from dediffusion.decoders.builtin import BuiltinDecoder
-from dediffusion.train.decoder import DecoderTrainConfig, pretrain_decoder
-from dediffusion.train.encoder import train_encoder
+from dediffusion.model.decoders.builtin import BuiltinDecoder
+from dediffusion.train.fit_decoder import DecoderTrainConfig, pretrain_decoder
+from dediffusion.train.fit_encoder import train_encoder
 from dediffusion.train.loop import read_train_state
 
 from .conftest import TINY_DECODER
@@ -66,7 +66,7 @@ def test_encoder_init_from_starts_at_the_saved_weights(tiny_decoder_dir, tmp_pat
 
 
 def test_prefetched_world_refuses_to_go_backwards():
-    from dediffusion.train.data import PrefetchWorldSource, WorldSource
+    from dediffusion.train.sources import PrefetchWorldSource, WorldSource
 
     source = PrefetchWorldSource(4, 16, 0, workers=1, start=2, steps=5)
     assert torch.equal(source.images(3, 1, 2), WorldSource(4, 16, 0).images(3, 1, 2))  # skips step 2

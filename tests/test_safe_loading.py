@@ -12,18 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dediffusion
-from dediffusion import autoencoder
-from dediffusion.autoencoder import DeDiffusionConfig, load_dediffusion
+from dediffusion.model import autoencoder
+from dediffusion.model.autoencoder import DeDiffusionConfig, load_dediffusion
 from dediffusion.checkpoint import read_json, write_json
-from dediffusion.cli import main
+from dediffusion.cli.main import main
 from dediffusion.config import ConfigError, apply_overrides, from_dict, to_dict
-from dediffusion.decoders import load_decoder
-from dediffusion.decoders.builtin import BuiltinDecoderConfig
-from dediffusion.export import export
+from dediffusion.model.decoders import load_decoder
+from dediffusion.model.decoders.builtin import BuiltinDecoderConfig
+from dediffusion.train.export import export
 from dediffusion.pretrained import resolve_in, shipped
-from dediffusion.train.decoder import DecoderTrainConfig
-from dediffusion.train.encoder import EncoderTrainConfig, decoder_reference, train_encoder
-from dediffusion.world.probe import ProbeConfig
+from dediffusion.train.fit_decoder import DecoderTrainConfig
+from dediffusion.train.fit_encoder import EncoderTrainConfig, decoder_reference, train_encoder
+from dediffusion.model.attribute_cnn import ProbeConfig
 
 from .test_autoencoder import tiny_train_cfg
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from dediffusion.world.scenes import (BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, full_caption, human_caption,
-                                      render, sample_scene, vocabulary_words, web_caption)
+from dediffusion.data.world.scenes import (BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, full_caption, human_caption,
+    render, sample_scene, vocabulary_words, web_caption)
 
 
 def test_scenes_are_deterministic_and_seeds_differ():

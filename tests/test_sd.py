@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dediffusion.decoders import StableDiffusionOptions, load_decoder
-from dediffusion.generate import generate, sampling_scheduler
+from dediffusion.model.decoders import StableDiffusionOptions, load_decoder
+from dediffusion.model.sampling import generate, sampling_scheduler
 
 from .tiny_models import IMAGE, save_tiny_sd
 

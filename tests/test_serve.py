@@ -12,12 +12,12 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'dediffusion[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from dediffusion.autoencoder import load_dediffusion  # noqa: E402
-from dediffusion.generate import generate  # noqa: E402
-from dediffusion.images import load_image_bytes  # noqa: E402
-from dediffusion.serve import ServeConfig, create_app  # noqa: E402
-from dediffusion.world.data import scenes  # noqa: E402
-from dediffusion.world.scenes import render  # noqa: E402
+from dediffusion.model.autoencoder import load_dediffusion
+from dediffusion.model.sampling import generate
+from dediffusion.data.images import load_image_bytes
+from dediffusion.serve import ServeConfig, create_app
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import render
 
 from .image_corpus import build_corpus  # noqa: E402
 from .test_cli import tiny_model_dir  # noqa: E402,F401 - fixture
@@ -162,7 +162,7 @@ def test_explain_answers_per_token_or_501_when_not_installed(client, scene_pngs,
     assert {"change", "heat"} <= set(body["tokens"][0]["replace"])
 
     def missing():
-        raise ImportError("no dediffusion.explain")
+        raise ImportError("no dediffusion.eval.explain")
 
     monkeypatch.setattr(client.app.state.engine, "explain_fn", missing)
     r = client.post("/explain", files=files(scene_pngs[:1]))

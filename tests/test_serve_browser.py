@@ -16,8 +16,8 @@ pytest.importorskip("playwright", reason="playwright is not installed (it is in 
 import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dediffusion.serve import ServeConfig, create_app  # noqa: E402
-from dediffusion.world.scenes import render, sample_scene  # noqa: E402
+from dediffusion.serve import ServeConfig, create_app
+from dediffusion.data.world.scenes import render, sample_scene
 
 from .test_cli import tiny_model_dir  # noqa: E402,F401 - fixture
 from .test_serve import model, tiny_llm_dir  # noqa: E402,F401 - fixtures

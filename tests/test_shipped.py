@@ -3,10 +3,10 @@ import pathlib
 
 
 from dediffusion import load_decoder, load_dediffusion, shipped
-from dediffusion.evaluate import caption_losses
-from dediffusion.train.probe import evaluate_probe
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.probe import load_probe
+from dediffusion.eval.evaluate import caption_losses
+from dediffusion.train.fit_probe import evaluate_probe
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.model.attribute_cnn import load_probe
 
 
 def test_shipped_checkpoints_are_fp16_safetensors_well_under_40mb():
@@ -58,7 +58,7 @@ def test_shipped_encoder_text_is_distinct_per_image_and_beats_the_human_caption_
 def test_shipped_decoder_reads_position_and_colour_words():
     """At t >= 950 the noisy image no longer shows the layout: only the words can. Changing the position
     word or the colour word raises the loss far above the true caption's (README, "Decoder gate")."""
-    from dediffusion.evaluate import word_sensitivity
+    from dediffusion.eval.evaluate import word_sensitivity
 
     r = word_sensitivity(load_decoder(shipped("decoder")), seed=1, n=64)
     assert r["position_changed"] > 3 * r["full_caption"] and r["colour_changed"] > 3 * r["full_caption"]
@@ -81,7 +81,7 @@ def test_the_shipped_encoder_is_stage_1_defaults_then_the_stretch_preset():
     import json
 
     from dediffusion.configs import preset
-    from dediffusion.train.encoder import EncoderTrainConfig
+    from dediffusion.train.fit_encoder import EncoderTrainConfig
 
     record = json.loads((shipped("encoder") / "train_config.json").read_text())
     stage1 = dataclasses.asdict(EncoderTrainConfig())

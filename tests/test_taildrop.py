@@ -2,13 +2,14 @@
 import numpy as np
 import torch
 
-from dediffusion.autoencoder import load_dediffusion
-from dediffusion.cli import main
-from dediffusion.decoders import load_decoder
-from dediffusion.images import save_image
-from dediffusion.train.encoder import encoder_step, tail_lengths, train_encoder
-from dediffusion.world.data import images_tensor, scenes
-from dediffusion.world.scenes import FUNCTION_WORDS, corrupt, full_caption, noisy_caption, tag_caption, vocabulary_words
+from dediffusion.model.autoencoder import load_dediffusion
+from dediffusion.cli.main import main
+from dediffusion.model.decoders import load_decoder
+from dediffusion.data.images import save_image
+from dediffusion.train.fit_encoder import encoder_step, tail_lengths, train_encoder
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.data.world.scenes import (FUNCTION_WORDS, corrupt, full_caption, noisy_caption, tag_caption,
+    vocabulary_words)
 from .test_autoencoder import tiny_train_cfg
 
 
@@ -37,7 +38,7 @@ def test_tail_lengths_cut_a_share_of_texts_uniformly_and_keep_the_rest_whole(tin
 
 
 def test_tokens_beyond_the_cut_get_no_gradient(tiny_decoder_dir):
-    from dediffusion.train.encoder import build_model
+    from dediffusion.train.fit_encoder import build_model
 
     cfg = tiny_train_cfg(tail_drop=1.0, tail_min=1)
     model = build_model(cfg, tiny_decoder_dir).train()

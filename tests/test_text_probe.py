@@ -1,7 +1,7 @@
 """The reader-independent text probe (logistic regression on word n-grams) and the surface statistics."""
-from dediffusion.text_probe import attribute_targets, featurise, surface_stats, text_probe
-from dediffusion.world.data import scenes
-from dediffusion.world.scenes import full_caption, human_caption
+from dediffusion.eval.text_probe import attribute_targets, featurise, surface_stats, text_probe
+from dediffusion.data.world.batches import scenes
+from dediffusion.data.world.scenes import full_caption, human_caption
 
 
 def test_text_probe_ranks_full_over_human_over_empty_and_reads_what_the_text_states():

@@ -4,9 +4,9 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dediffusion.prompts import clean_prompt
-from dediffusion.tokenizer import clip_tokenizer, decode_ids, word_token_ids
-from dediffusion.world.scenes import vocabulary_words
+from dediffusion.data.prompts import clean_prompt
+from dediffusion.model.tokenizer import clip_tokenizer, decode_ids, word_token_ids
+from dediffusion.data.world.scenes import vocabulary_words
 
 TOK = clip_tokenizer()
 _VOCAB = {i: t for t, i in TOK.get_vocab().items()}

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dediffusion.tokenizer import allowed_ids, clip_tokenizer, decode_ids, word_token_ids
-from dediffusion.world.scenes import vocabulary_words
+from dediffusion.model.tokenizer import allowed_ids, clip_tokenizer, decode_ids, word_token_ids
+from dediffusion.data.world.scenes import vocabulary_words
 
 
 def test_vocabulary_is_clip_bpe():

@@ -69,10 +69,10 @@ def test_shots_are_in_the_prompt_and_differ_from_the_query(result):
 
 def test_zero_shot_asks_exactly_as_ask_does(result):
     """0-shot cells send ``ask``'s messages (answer_messages) and score the extracted phrase."""
-    from dediffusion.apps.prompts import answer_messages
+    from dediffusion.apps.llm_prompts import answer_messages
     from dediffusion.apps.questions import question_stream
-    from dediffusion.world.data import scenes
-    from dediffusion.world.scenes import full_caption
+    from dediffusion.data.world.batches import scenes
+    from dediffusion.data.world.scenes import full_caption
 
     queries = scenes(1, 0, 40)
     full = result["_chats"][2 * 40 : 3 * 40]  # sources in order: dediffusion, human_caption, full_caption, ...

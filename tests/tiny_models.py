@@ -21,7 +21,7 @@ def save_tiny_sd(folder, prediction_type: str = "epsilon", pad_token: str | None
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from dediffusion.tokenizer import clip_tokenizer
+    from dediffusion.model.tokenizer import clip_tokenizer
 
     folder = pathlib.Path(folder)
     torch.manual_seed(seed)

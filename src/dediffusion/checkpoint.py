@@ -5,6 +5,7 @@ never leaves a half-written file. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -141,3 +142,15 @@ def safe_child(folder, name: str) -> pathlib.Path:
     if target != folder and folder not in target.parents:
         raise ValueError(f"path {name!r} escapes its folder {folder}")
     return target
+
+
+def file_sha256(files, labels: list[str] | None = None) -> str:
+    """SHA-256 over the files' bytes in order, each preceded by its label when given (read 1 MiB at a time)."""
+    h = hashlib.sha256()
+    for i, path in enumerate(files):
+        if labels:
+            h.update(labels[i].encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -39,7 +39,7 @@ def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = 
     With ``hub``, a hub id (``org/name``, not a folder inside ``folder``) is returned as the string:
     the model then comes from the hub cache, never from a path the config chose. ``flag``: the option
     that gives the model explicitly instead (named in the errors)."""
-    from .checkpoint import safe_child
+    from dediffusion.checkpoint import safe_child
 
     if not ref or ref.startswith(SHIPPED_PREFIX):
         return resolve(ref, default)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .prompts import Example, answer_messages, extract_answer, vqa_prompt
+from dediffusion.apps.llm_prompts import Example, answer_messages, extract_answer, vqa_prompt
 
 MAX_TOKENS = 24  # 0-shot replies are sentences ("The blue square is located at the top left ...")
 

@@ -1,6 +1,6 @@
 """Questions with ground-truth answers about embedded-world scenes, and answer matching.
 
-Five kinds, each answerable from the scene's attributes (``world/scenes.py``):
+Five kinds, each answerable from the scene's attributes (``data/world/scenes.py``):
 
 =============  ======================================  ====================
 kind           question                                answers
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, Scene
+from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, Scene
 
 KINDS = ("background", "count", "colour", "shape", "position")
 CANDIDATES = {

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Sequence
 
-from .llm import LLMError, cut_at_stop
+from dediffusion.apps.llm import LLMError, cut_at_stop
 
 API_KEY_ENV = "DEDIFFUSION_LLM_API_KEY"
 

@@ -18,11 +18,11 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..world.data import scenes as scene_range
-from ..world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption
-from .answer import MAX_TOKENS, answers
-from .prompts import Example, classification_prompt, first_line
-from .questions import CANDIDATES, KINDS, Question, is_correct, question_stream
+from dediffusion.data.world.batches import scenes as scene_range
+from dediffusion.data.world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption
+from dediffusion.apps.answer import MAX_TOKENS, answers
+from dediffusion.apps.llm_prompts import Example, classification_prompt, first_line
+from dediffusion.apps.questions import CANDIDATES, KINDS, Question, is_correct, question_stream
 
 SOURCES = ("dediffusion", "human_caption", "full_caption", "no_context")
 CLASSES = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)  # single-object scenes: colour + shape

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from . import paper_sd21, world_encoder_stretch
+from dediffusion.configs import paper_sd21, world_encoder_stretch
 
 PRESETS = {"paper_sd21": paper_sd21.config, "world_encoder_stretch": world_encoder_stretch.config}
 

@@ -24,7 +24,7 @@ Command (8 GPUs on one node; NOT RUN HERE - these machines have no GPU and no in
   ``batch_size`` is global, so on 8 GPUs pass ``--set batch_size=256`` (32 per GPU), or expect
   out-of-memory. bf16 autocast and UNet gradient checkpointing are on.
 * data: the paper trains on WebLI (not public); give any photo folders or WebDataset shards with
-  ``--data /data/shards/*.tar`` (``train/data.py``). Without ``--data`` the images come from the
+  ``--data /data/shards/*.tar`` (``train/sources.py``). Without ``--data`` the images come from the
   embedded world (rendered at 512 px), which exercises the full-size path but cannot reproduce the
   paper's numbers.
 
@@ -35,22 +35,14 @@ miniImageNet 97.0 with PaLM 2-L and task induction (Table 3: 97.0).
 """
 from __future__ import annotations
 
-from ..autoencoder import DeDiffusionConfig
-from ..decoders.sd import StableDiffusionOptions
-from ..encoder import EncoderConfig
-from ..text_head import TextHeadConfig
+from dediffusion.train.defaults import paper_model
+from dediffusion.train.fit_encoder import EncoderTrainConfig
 
 DECODER = "stabilityai/stable-diffusion-2-1-base"
 BACKBONE = "hf:openai/clip-vit-large-patch14-336"
 
 
-def config():
-    from ..train.encoder import EncoderTrainConfig
-
-    model = DeDiffusionConfig(
-        encoder=EncoderConfig(backbone=BACKBONE, freeze_backbone=True, width=1024, heads=16, blocks=5, num_tokens=75),
-        head=TextHeadConfig(vocab="words", tau_start=2.0, tau_end=0.3),
-        sd=StableDiffusionOptions(precision="bf16", gradient_checkpointing=True),
-    )
-    return EncoderTrainConfig(model=model, decoder=DECODER, steps=500_000, batch_size=2048, lr=3e-4, warmup=10_000,
-                              weight_decay=0.01, t_min=0, t_max=999, checkpoint_every=5_000, device="cuda")
+def config() -> EncoderTrainConfig:
+    return EncoderTrainConfig(model=paper_model(BACKBONE), decoder=DECODER, steps=500_000, batch_size=2048, lr=3e-4,
+                              warmup=10_000, weight_decay=0.01, t_min=0, t_max=999, checkpoint_every=5_000,
+                              device="cuda")

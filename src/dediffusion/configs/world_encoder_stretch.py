@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..train.encoder import EncoderTrainConfig, world_model_config
+from dediffusion.train.fit_encoder import EncoderTrainConfig, world_model_config
 
 
 def config() -> EncoderTrainConfig:

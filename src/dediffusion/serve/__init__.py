@@ -5,13 +5,13 @@ ask and explain, a world-scene source for the web page at ``/``, micro-batched e
 (``batcher.py``) and one worker thread for all torch work (``engine.py``). The library never
 imports this package.
 """
-from .config import ServeConfig
+from dediffusion.serve.settings import ServeConfig
 
 __all__ = ["ServeConfig", "create_app"]
 
 
 def create_app(cfg: ServeConfig | None = None, **kw):
     """The FastAPI app (imports FastAPI lazily: the library works without the ``serve`` extra)."""
-    from .app import create_app as _create
+    from dediffusion.serve.app import create_app as _create
 
     return _create(cfg or ServeConfig(), **kw)

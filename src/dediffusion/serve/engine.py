@@ -16,14 +16,14 @@ from typing import Callable
 
 import torch
 
-from .batcher import MicroBatcher
-from .config import ServeConfig
+from dediffusion.serve.batcher import MicroBatcher
+from dediffusion.serve.settings import ServeConfig
 
 
 def load_model(cfg: ServeConfig):
     """The encoder checkpoint (and its decoder) the CLI's ``--model`` / ``--decoder`` / ``--tokens`` name."""
-    from ..autoencoder import load_dediffusion
-    from ..pretrained import resolve
+    from dediffusion.model.autoencoder import load_dediffusion
+    from dediffusion.pretrained import resolve
 
     model = load_dediffusion(resolve(cfg.model, "encoder"), decoder_folder=cfg.decoder)
     return model.set_inference(inference_tokens=cfg.tokens) if cfg.tokens else model
@@ -77,21 +77,21 @@ class Engine:
 
     def decode(self, text: str, guidance: float, steps: int, seed: int) -> torch.Tensor:
         """One prompt -> (3,H,W) in [0,1]; batch of one, so the seed alone fixes the image."""
-        from ..generate import generate
+        from dediffusion.model.sampling import generate
 
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.filterwarnings("ignore", message="prompt truncated")  # reported as "dropped"
             return generate(self.model.decoder, [text], steps=steps, guidance=guidance, seed=seed)[0]
 
     def check_prompt(self, text: str):
-        from ..prompts import check_prompt
+        from dediffusion.data.prompts import check_prompt
 
         return check_prompt(self.model.decoder, text)
 
     def ask(self, context: str, question: str) -> tuple[str, str]:
         """(answer phrase, raw reply) of the LLM for one question about one context text."""
-        from ..apps.answer import MAX_TOKENS, replies
-        from ..apps.prompts import extract_answer
+        from dediffusion.apps.answer import MAX_TOKENS, replies
+        from dediffusion.apps.llm_prompts import extract_answer
 
         reply = replies(self.llm(), [(context, question, ())], self.cfg.ask_max_tokens or MAX_TOKENS)[0]
         return extract_answer(reply), reply
@@ -102,7 +102,7 @@ class Engine:
             if self._llm is None:
                 if self._llm_factory is None:
                     raise LLMUnavailable("this server was started without a language model")
-                from ..apps.llm import LLMError
+                from dediffusion.apps.llm import LLMError
 
                 try:
                     self._llm = self._llm_factory()
@@ -112,8 +112,8 @@ class Engine:
 
     @staticmethod
     def explain_fn():
-        """``dediffusion.explain.explain_image`` (ImportError where it is not there: the caller answers 501)."""
-        from ..explain import explain_image
+        """``dediffusion.eval.explain.explain_image`` (ImportError where it is not there: the caller answers 501)."""
+        from dediffusion.eval.explain import explain_image
 
         return explain_image
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from .batcher import QueueFull
-from .engine import LLMUnavailable
-from .inputs import PartError, validation_part
+from dediffusion.serve.batcher import QueueFull
+from dediffusion.serve.engine import LLMUnavailable
+from dediffusion.serve.uploads import PartError, validation_part
 
 log = logging.getLogger("dediffusion.serve")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cli import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from dediffusion.model.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 IMAGES_DOC = ("images as base64 strings (plain or data: URIs); one request may carry several, "
               "micro-batched with other requests' images")

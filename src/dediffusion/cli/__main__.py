@@ -1,0 +1,5 @@
+import sys
+
+from dediffusion.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""The ``dediffusion`` command line: one small function per subcommand."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+import warnings
+
+from dediffusion.cli.common import (backbone_flag, decoder_flag, err, load_model, report_bad, sampling_flags,
+                                    threads, tokens_flag)
+
+
+def cmd_encode(a) -> int:
+    from dediffusion.bulk.stream import StreamSink, encode_stream
+    from dediffusion.bulk.ranked import encode_command
+    from dediffusion.data.shards import data_items
+
+    if a.out and a.format == "text":
+        err("--out writes JSONL; drop --format text")
+        return 2
+    if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        err("several processes need --out (each writes a part file; rank 0 merges them)")
+        return 2
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
+    if a.out:  # one process, or one of torchrun's (bulk/ranked.py)
+        summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=report_bad,
+                                 report=lambda line: print(line, file=sys.stderr))
+    else:
+        summary = encode_stream(model, items, StreamSink(sys.stdout, a.format or "text"), a.batch_size,
+                                on_error=report_bad, progress=None)
+        print(summary.line("encoded"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_decode(a) -> int:
+    from dediffusion.model.decoders import load_decoder
+    from dediffusion.model.sampling import generate
+    from dediffusion.data.images import save_image
+    from dediffusion.pretrained import resolve
+    from dediffusion.data.prompts import check_prompt, clean_prompt
+
+    if not clean_prompt(a.text) and not a.allow_empty:
+        err("empty text: give a prompt (use --allow-empty for an unconditional sample)")
+        return 2
+    decoder = load_decoder(resolve(a.decoder, "decoder")).eval()
+    prompt = check_prompt(decoder, a.text)
+    if prompt.text and not prompt.tokens and not a.allow_empty:
+        err("the text has no tokens the decoder can read")
+        return 2
+    if prompt.dropped:
+        print(f"warning: text truncated to the decoder's context: {prompt.dropped} of {prompt.tokens} tokens "
+              f"dropped (it reads {prompt.limit})", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="prompt truncated")  # reported above in one line
+        image = generate(decoder, [prompt.text], steps=a.steps, guidance=a.cfg, seed=a.seed)[0]
+    save_image(image, a.output, scale=a.scale)
+    print(f"wrote {a.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_reconstruct(a) -> int:
+    from dediffusion.bulk.stream import Summary, batches
+    from dediffusion.data.inputs import image_items
+    from dediffusion.model.sampling import generate
+    from dediffusion.data.images import display_path, grid, save_image
+
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    out = pathlib.Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, used = Summary(), set()
+    for keys, images in batches(image_items(a.images, model.decoder.resolution), a.batch_size, summary, report_bad):
+        texts = model.texts(images)
+        recon = generate(model.decoder, texts, steps=a.steps, guidance=a.cfg, seed=a.seed)
+        for key, img, text, rec in zip(keys, images, texts, recon):
+            target = out / f"{_unique(pathlib.Path(key).stem, used)}.png"
+            save_image(grid([[img, rec]]), target, scale=a.scale)
+            print(f"{display_path(key)}\t{target}\t{text}", flush=True)
+            summary.ok += 1
+    print(summary.line("reconstructed"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-1``, ``stem-2``, ... if taken (same-named files in different folders)."""
+    name, i = stem, 0
+    while name in used:
+        i += 1
+        name = f"{stem}-{i}"
+    used.add(name)
+    return name
+
+
+def cmd_demo(a) -> int:
+    from dediffusion.cli.demo import run_demo
+
+    run_demo(a.output, n=a.n, seed=a.seed, steps=a.steps, guidance=a.cfg)
+    return 0
+
+
+def cmd_pretrain_decoder(a) -> int:
+    from dediffusion.config import apply_overrides
+    from dediffusion.train.fit_decoder import DecoderTrainConfig, pretrain_decoder
+
+    cfg = apply_overrides(DecoderTrainConfig(), a.set)
+    pretrain_decoder(cfg, a.output, resume=a.resume, stop_at=a.stop_at)
+    return 0
+
+
+def cmd_train(a) -> int:
+    from dediffusion.config import apply_overrides
+    from dediffusion.pretrained import resolve
+    from dediffusion.train.defaults import describe, fit_to_decoder, override_keys
+    from dediffusion.train.fit_encoder import EncoderTrainConfig, train_encoder
+
+    from dediffusion.configs import preset
+
+    base = preset(a.preset) if a.preset else EncoderTrainConfig()
+    sets = a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else [])
+    cfg = apply_overrides(base, sets)
+    if a.data:  # image folders / WebDataset shards instead of the embedded world (train/sources.py)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=tuple(a.data)))
+    if a.cache_features:  # the frozen backbone's features, computed once (train/feature_cache.py)
+        cfg = dataclasses.replace(cfg, cache_features=a.cache_features)
+    decoder = resolve(a.decoder or cfg.decoder, "decoder")
+    cfg = fit_to_decoder(cfg, decoder, {"model"} if a.preset else override_keys(sets))  # train/defaults.py
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(describe(cfg, decoder), file=sys.stderr)
+    train_encoder(cfg, a.output, decoder, resume=a.resume, stop_at=a.stop_at)
+    return 0
+
+
+def cmd_train_probe(a) -> int:
+    from dediffusion.config import apply_overrides
+    from dediffusion.train.fit_probe import ProbeTrainConfig, train_probe
+
+    acc = train_probe(apply_overrides(ProbeTrainConfig(), a.set), a.output)
+    print(json.dumps(acc, indent=2))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from dediffusion.train.export import export
+
+    export(a.kind, a.run, a.output, decoder_ref=a.decoder_ref, overrides=a.overrides)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dediffusion", description="De-Diffusion: images as text and back.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("encode", help="image files and folders -> De-Diffusion text")
+    p.add_argument("images", nargs="+", help="image files, folders (walked recursively), WebDataset .tar shards")
+    p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
+    p.add_argument("--format", choices=("text", "jsonl"), help="stdout format (default: text)")
+    p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it "
+                   "(under torchrun: one part file per process, merged at the end)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
+    decoder_flag(p, "the one the encoder was trained against")
+    tokens_flag(p)
+    backbone_flag(p)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="text -> image with the decoder")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True)
+    decoder_flag(p, "shipped")
+    p.add_argument("--scale", type=int, default=8, help="nearest-neighbour upscale of the saved PNG")
+    p.add_argument("--allow-empty", action="store_true")
+    sampling_flags(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("reconstruct", help="image(s) -> text -> image(s); writes original|reconstruction PNGs")
+    p.add_argument("images", nargs="+", help="image files and/or folders (walked recursively)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--model")
+    p.add_argument("--scale", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
+    decoder_flag(p, "the one the encoder was trained against")
+    tokens_flag(p)
+    backbone_flag(p)
+    sampling_flags(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    from dediffusion.cli.evaluation import add_parsers
+
+    add_parsers(sub)
+    from dediffusion.cli.attribution import add_parsers as add_explain_parsers
+
+    add_explain_parsers(sub)
+
+    p = sub.add_parser("demo", help="encode fresh scenes, print texts, write a comparison grid")
+    p.add_argument("-o", "--output", default="out/demo")
+    p.add_argument("--n", type=int, default=6)
+    sampling_flags(p)
+    p.set_defaults(func=cmd_demo, seed=12345)
+
+    for name, func, help_ in (("pretrain-decoder", cmd_pretrain_decoder, "train the built-in decoder"),
+                              ("train", cmd_train, "train the De-Diffusion encoder against a frozen decoder"),
+                              ("train-probe", cmd_train_probe, "train the attribute probe")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--out", dest="output", required=True)
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. lr=3e-4")
+        if name != "train-probe":
+            p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+            p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (continue with --resume)")
+        if name == "train":
+            decoder_flag(p, "shipped")
+            p.add_argument("--preset", help="start from a preset config, e.g. paper_sd21 (see dediffusion/configs/)")
+            p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
+            p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset "
+                           ".tar shards (default: the embedded world); --set data.shuffle_buffer=N")
+            p.add_argument("--cache-features", metavar="DIR", help="store a frozen backbone's features in DIR and "
+                           "read them back when an image comes round again (epochs, repeated runs)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")
+    p.add_argument("kind", choices=("decoder", "encoder", "probe"))
+    p.add_argument("run")
+    p.add_argument("output")
+    p.add_argument("--decoder-ref", help="for encoders: decoder reference to record, e.g. shipped:decoder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="for encoders: inference settings, e.g. head.inference=sample head.sample_temperature=0.5")
+    p.set_defaults(func=cmd_export)
+
+    from dediffusion.cli.ask import add_parsers as add_llm_parsers
+
+    add_llm_parsers(sub)
+    from dediffusion.cli.serving import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    threads()
+    from dediffusion.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        err(str(e))
+        return 2
+

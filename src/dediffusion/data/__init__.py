@@ -1,0 +1,1 @@
+"""Inputs: image files and folders, WebDataset shards, user prompts, and the embedded world."""

@@ -1,0 +1,1 @@
+"""Evaluation: the probe judge, reconstruction metrics, paired statistics, reports, inversion, attribution."""

@@ -1,0 +1,99 @@
+"""A reader-independent check of what a text says: logistic regression from word n-grams to scene attributes.
+
+An LLM's answers mix the text's content with the reader's skill. This check removes the reader: for one
+prompt source, a multinomial logistic regression per attribute is fitted from binary word unigram and
+bigram features of that source's texts for *dev* scenes to the scenes' attributes, and scored on *test*
+scenes (same checks as the attribute probe: background, each cell's content, and each object's colour
+and size). A source whose texts carry an attribute in any consistent form scores high.
+
+Also the surface statistics of a text source: the share of emitted words that name a shape, colour,
+size or position (``content_word_share``), distinct texts and mean length.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene
+
+CONTENT_WORDS = frozenset([*SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *(w for c in CELLS for w in c.split())])
+HEADS = {"background": len(BACKGROUNDS), "content": 1 + len(SHAPES), "colour": len(COLOURS), "size": len(SIZES)}
+
+
+def ngrams(text: str) -> set[str]:
+    words = text.split()
+    return set(words) | {f"{a} {b}" for a, b in zip(words, words[1:])}
+
+
+def featurise(texts: list[str], vocab: dict[str, int] | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Binary unigram + bigram features (n, V); the vocabulary is built from ``texts`` unless given."""
+    grams = [ngrams(t) for t in texts]
+    if vocab is None:
+        vocab = {g: i for i, g in enumerate(sorted(set().union(*grams)))} if grams else {}
+    x = torch.zeros(len(texts), len(vocab) + 1)  # last column: bias
+    x[:, -1] = 1
+    for i, gs in enumerate(grams):
+        for g in gs:
+            if g in vocab:
+                x[i, vocab[g]] = 1
+    return x, vocab
+
+
+def attribute_targets(batch: list[Scene]) -> dict[str, torch.Tensor]:
+    """Class index per check: background (n,), and content / colour / size per cell (n, 4); -1 = no check."""
+    bg = torch.tensor([list(BACKGROUNDS).index(s.background) for s in batch])
+    out = {"background": bg, **{k: torch.full((len(batch), len(CELLS)), -1) for k in ("content", "colour", "size")}}
+    for i, s in enumerate(batch):
+        for c, o in enumerate(s.cell_contents()):
+            out["content"][i, c] = 0 if o is None else 1 + SHAPES.index(o.shape)
+            if o is not None:
+                out["colour"][i, c] = list(COLOURS).index(o.colour)
+                out["size"][i, c] = SIZES.index(o.size)
+    return out
+
+
+def _fit_head(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, steps: int) -> torch.Tensor:
+    """Weights (V, [cells,] classes) of a logistic regression, L-BFGS on mean cross-entropy + l2."""
+    cells = 1 if y.dim() == 1 else y.shape[1]
+    w = torch.zeros(x.shape[1], cells * classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
+    target = y.reshape(len(y), cells)
+
+    def closure():
+        opt.zero_grad()
+        logits = (x @ w).view(len(x), cells, classes)
+        loss = F.cross_entropy(logits.reshape(-1, classes), target.reshape(-1), ignore_index=-1)
+        loss = loss + l2 * (w[:-1] ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
+def text_probe(fit_texts: list[str], fit_scenes: list[Scene], test_texts: list[str], test_scenes: list[Scene],
+               l2: float = 1e-3, steps: int = 200) -> dict[str, float]:
+    """Test accuracy per attribute and over all checks (micro-average) of regressions fitted on the fit set."""
+    torch.manual_seed(0)
+    x_fit, vocab = featurise(fit_texts)
+    x_test, _ = featurise(test_texts, vocab)
+    y_fit, y_test = attribute_targets(fit_scenes), attribute_targets(test_scenes)
+    hits, totals = {}, {}
+    for k, classes in HEADS.items():
+        w = _fit_head(x_fit, y_fit[k], classes, l2, steps)
+        cells = 1 if y_test[k].dim() == 1 else y_test[k].shape[1]
+        pred = (x_test @ w).view(len(x_test), cells, classes).argmax(-1)
+        target = y_test[k].reshape(len(x_test), cells)
+        valid = target >= 0
+        hits[k], totals[k] = int(((pred == target) & valid).sum()), int(valid.sum())
+    acc = {k: hits[k] / totals[k] for k in HEADS}
+    acc["all"] = sum(hits.values()) / sum(totals.values())
+    return acc
+
+
+def surface_stats(texts: list[str]) -> dict[str, float]:
+    """Share of words naming a shape, colour, size or position; distinct texts; mean words per text."""
+    words = [w for t in texts for w in t.split()]
+    return {"content_word_share": sum(w in CONTENT_WORDS for w in words) / max(1, len(words)),
+            "distinct_text_fraction": len(set(texts)) / max(1, len(texts)),
+            "mean_words": len(words) / max(1, len(texts))}

@@ -1,0 +1,199 @@
+"""De-Diffusion: image -> encoder -> Gumbel text head -> frozen text-to-image decoder.
+
+``loss, logs = model(images, tau, t, noise)`` is the whole training objective
+(paper, Sec. 3): the frozen decoder's own denoising loss on the input image,
+conditioned on the encoder's (relaxed) text. ``model.texts(images)`` is the
+inference path: argmax tokens, decoded to plain words.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
+from dediffusion.config import from_dict, to_dict
+from dediffusion.model.decoders import StableDiffusionOptions, freeze, load_decoder
+from dediffusion.model.encoder import EncoderConfig, ImageEncoder
+from dediffusion.pretrained import resolve, resolve_in
+from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_diversity, collision_rate
+from dediffusion.model.tokenizer import allowed_ids, decode_ids
+
+
+@dataclass(frozen=True)
+class DeDiffusionConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: TextHeadConfig = field(default_factory=TextHeadConfig)
+    allow_words: tuple[str, ...] = ()  # for head.vocab == "allow_list"
+    # the decoder trained against: "shipped:NAME", a path inside this folder, a hub id, or (recorded
+    # only, loaded only when given again explicitly) the absolute path of a local Stable Diffusion folder
+    decoder_path: str = ""
+    decoder_sha256: str = ""  # fingerprint of the decoder weights the encoder was trained against
+    train_seed: int = 0  # scene stream used for training; evaluation must use another
+    sd: StableDiffusionOptions = field(default_factory=StableDiffusionOptions)  # when the decoder is Stable Diffusion
+
+
+class DeDiffusion(nn.Module):
+    def __init__(self, cfg: DeDiffusionConfig, decoder):
+        super().__init__()
+        self.cfg = cfg
+        self.decoder = decoder
+        freeze(decoder)
+        vocab = allowed_ids(decoder.tokenizer, cfg.head.vocab, list(cfg.allow_words))
+        self.encoder = ImageEncoder(cfg.encoder, resolution=getattr(decoder, "resolution", 16))
+        self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.decoder.eval()  # frozen: dropout etc. stay off
+        return self
+
+    # --- named stages --------------------------------------------------------------
+    def forward_encoder(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B,3,H,W) in [0,1] -> logits (B, N, A) over the allowed vocabulary.
+
+        ``features``: the frozen backbone's output for ``images`` when already known (``train/feature_cache.py``).
+        """
+        return self.head(self.encoder(images, features))
+
+    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None, hard: bool | None = None) -> torch.Tensor:
+        """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
+        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator, hard)
+        return self.head.embed(weights, self.decoder.token_embedding)
+
+    def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
+        cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
+        return self.decoder.loss(images, cond, t, noise).mean()
+
+    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None, lengths=None,
+                features=None):
+        """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
+
+        ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
+        ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
+        """
+        logits = self.forward_encoder(images, features)
+        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise, lengths)
+        repeat = collision_rate(logits).mean()  # (), logged even when not penalised
+        sameness = batch_diversity(logits)  # ()
+        head = self.cfg.head
+        loss = denoise + head.repeat_penalty * repeat + head.diversity_weight * sameness
+        with torch.no_grad():
+            ids = logits.argmax(-1)  # (B,N)
+            distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
+            probs = logits.float().softmax(-1)
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        return loss, {"loss": denoise.item(), "repeat": repeat.item(), "same": sameness.item(), "distinct": distinct,
+                      "entropy": entropy.item(), "tau": tau}
+
+    # --- inference -------------------------------------------------------------------
+    @torch.no_grad()
+    def token_ids(self, images: torch.Tensor) -> torch.Tensor:
+        """Hard vocabulary ids (B, K): at every position the argmax, or the seeded draw (``head.inference``);
+        the first K = ``head.inference_tokens`` positions (0: all N)."""
+        ids = self.head.hard_ids(self.forward_encoder(images))
+        return ids[:, : self.cfg.head.inference_tokens or None]
+
+    @torch.no_grad()
+    def texts(self, images: torch.Tensor) -> list[str]:
+        return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images)]
+
+    def set_inference(self, **changes) -> "DeDiffusion":
+        """Change inference settings of the head (``inference``, ``sample_temperature``, ``inference_tokens``, ...).
+
+        ``inference_tokens=K`` keeps the first K tokens: with a TailDrop-trained encoder the first tokens
+        carry the most, so one model serves any budget K <= N.
+        """
+        k = changes.get("inference_tokens", 0)
+        if not 0 <= k <= self.cfg.encoder.num_tokens:
+            raise ValueError(f"--tokens {k}: this encoder writes {self.cfg.encoder.num_tokens} tokens; "
+                             f"choose 1..{self.cfg.encoder.num_tokens}")
+        head = dataclasses.replace(self.cfg.head, **changes)
+        self.cfg = dataclasses.replace(self.cfg, head=head)
+        self.head.cfg = head
+        return self
+
+    # --- checkpoints -----------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.")}
+
+    def save(self, folder, dtype: torch.dtype = torch.float16, weights: dict | None = None) -> None:
+        """``encoder.safetensors`` (encoder + head, decoder excluded) + ``encoder.json``."""
+        save_tensors(safe_child(folder, "encoder.safetensors"), weights or self.trainable_state(), dtype=dtype)
+        write_json(safe_child(folder, "encoder.json"), {"kind": "dediffusion", "config": to_dict(self.cfg)})
+
+
+def load_config(folder) -> DeDiffusionConfig:
+    meta = read_json(safe_child(folder, "encoder.json"))
+    return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
+
+
+def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -> DeDiffusion:
+    """Rebuild a trained De-Diffusion model from its folder; the decoder is the one it was trained
+    against (``decoder_path`` in its config) unless ``decoder_folder`` is given.
+
+    ``backbone`` (``hf:PATH_OR_ID``): where an ``hf:`` backbone's files are, instead of the location
+    recorded in the config, which is used only if it is a hub id or inside ``folder``. A Stable
+    Diffusion ``decoder_folder`` is checked against the recorded weights (``check_decoder_weights``).
+    """
+    folder = pathlib.Path(folder)
+    cfg = load_config(folder)
+    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(
+        cfg.encoder, backbone=backbone_location(folder, cfg.encoder.backbone, backbone)))
+    if decoder_folder:  # given by the user: any path, ``shipped:NAME`` or hub id
+        decoder_folder = resolve(decoder_folder, "decoder")
+        check_decoder_weights(cfg, decoder_folder)
+    else:  # from the config: shipped, inside this folder, or a hub id; never a path outside it
+        decoder_folder = resolve_in(folder, cfg.decoder_path, "decoder", "encoder.json: decoder_path", hub=True)
+    decoder = load_decoder(decoder_folder, cfg.sd)
+    model = DeDiffusion(cfg, decoder)
+    weights = safe_child(folder, "encoder.safetensors")
+    missing, unexpected = load_state(model, load_tensors(weights), weights, strict=False)
+    bad = [k for k in missing if not k.startswith("decoder.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"{folder}/encoder.safetensors does not match its config: {bad[:3]}")
+    return model.eval()
+
+
+def backbone_location(folder, recorded: str, given: str | None = None) -> str:
+    """The backbone to build: ``given`` (the location of an ``hf:`` backbone), else the recorded one; a
+    recorded ``hf:`` location is used only as a hub id or a path inside ``folder`` (like ``decoder_path``)."""
+    hf = "hf:"
+    if given:
+        if not (given.startswith(hf) and recorded.startswith(hf)):
+            raise ValueError(f"--backbone {given}: this encoder's backbone is {recorded!r}; only where an hf: "
+                             "backbone's files are can be given (--backbone hf:PATH_OR_ID)")
+        return given
+    if not recorded.startswith(hf):
+        return recorded
+    found = resolve_in(folder, recorded[len(hf):], "backbone", "encoder.json: encoder.backbone", hub=True,
+                       flag="--backbone hf:PATH")
+    return hf + str(found)
+
+
+def check_decoder_weights(cfg: DeDiffusionConfig, decoder) -> None:
+    """A Stable Diffusion decoder given for an encoder trained against Stable Diffusion: the SHA-256 of its
+    weights must equal the recorded ``decoder_sha256`` when it is the recorded folder or hub id (an error
+    otherwise); another reference with other weights (transfer to another decoder) gets a warning."""
+    import os
+    import warnings
+
+    from dediffusion.model.decoders import fingerprint, is_diffusers_ref
+    from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id
+
+    recorded = cfg.decoder_path
+    trained_on_sd = os.path.isabs(recorded) or is_hub_id(recorded)  # built-in: "shipped:NAME" or "decoder"
+    if not cfg.decoder_sha256 or recorded.startswith(SHIPPED_PREFIX) or not trained_on_sd \
+            or not is_diffusers_ref(decoder):
+        return
+    sha = fingerprint(decoder)
+    if not sha or sha == cfg.decoder_sha256:
+        return
+    message = (f"{decoder}: its weights (SHA-256 {sha[:12]}...) are not the ones this encoder was trained against "
+               f"({recorded}, SHA-256 {cfg.decoder_sha256[:12]}...)")
+    if recorded in (str(decoder), os.path.abspath(str(decoder))):
+        raise ValueError(f"{message}: the model changed since training; restore its weights or retrain the encoder")
+    warnings.warn(f"{message}; using them (another decoder: the texts may not transfer)", stacklevel=3)
