@@ -11,7 +11,6 @@ from dediffusion.apps.llm_prompts import ANSWER_SYSTEM, CHAT_SYSTEM, answer_mess
 from dediffusion.cli.main import main
 
 from .openai_server import OpenAIServer
-from .test_cli import image_files, tiny_model_dir  # noqa: F401 - fixtures
 from .tiny_llm import save_tiny_llm
 
 

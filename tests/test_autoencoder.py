@@ -1,19 +1,13 @@
 import pytest
 import torch
 
-from dediffusion.model.autoencoder import DeDiffusionConfig, load_dediffusion
+from dediffusion.model.autoencoder import load_dediffusion
 from dediffusion.model.encoder import EncoderConfig
 from dediffusion.model.text_head import TextHeadConfig, gumbel_softmax, temperature
 from dediffusion.model.tokenizer import clip_tokenizer
-from dediffusion.train.fit_encoder import EncoderTrainConfig, build_model, train_encoder
-from dediffusion.data.world.scenes import vocabulary_words
+from dediffusion.train.fit_encoder import build_model, train_encoder
 
-TINY = DeDiffusionConfig(encoder=EncoderConfig(backbone="cnn", backbone_width=8, width=16, heads=2, blocks=1, num_tokens=6),
-                         head=TextHeadConfig(vocab="allow_list"), allow_words=tuple(vocabulary_words()))
-
-
-def tiny_train_cfg(**kw):
-    return EncoderTrainConfig(model=TINY, batch_size=4, checkpoint_every=2, **kw)
+from .conftest import tiny_train_cfg
 
 
 def test_gradient_reaches_encoder_and_not_decoder(tiny_decoder_dir):
@@ -140,12 +134,12 @@ def test_sampled_inference_is_per_image_deterministic_and_enters_the_decoder_as_
         TextHead(8, allowed, TextHeadConfig(inference="beam")).hard_ids(logits)
 
 
-def test_batch_diversity_is_zero_for_spread_choices_and_one_for_a_shared_text():
-    from dediffusion.model.text_head import batch_diversity
+def test_batch_sameness_is_zero_for_spread_choices_and_one_for_a_shared_text():
+    from dediffusion.model.text_head import batch_sameness
 
     same = torch.full((4, 3, 4), -50.0)
     same[..., 1] = 50.0
     spread = torch.full((4, 3, 4), -50.0)
     spread[torch.arange(4), :, torch.arange(4)] = 50.0
-    assert batch_diversity(same).item() == pytest.approx(1.0, abs=1e-5)
-    assert batch_diversity(spread).item() == pytest.approx(0.0, abs=1e-5)
+    assert batch_sameness(same).item() == pytest.approx(1.0, abs=1e-5)
+    assert batch_sameness(spread).item() == pytest.approx(0.0, abs=1e-5)

@@ -54,7 +54,7 @@ def test_encode_cli_reads_shards_keyed_by_member_and_resumes(tiny_model_dir, tmp
 def tiny_model_dir(tmp_path_factory, tiny_decoder_dir):
     from dediffusion.train.fit_encoder import train_encoder
 
-    from .test_autoencoder import tiny_train_cfg
+    from .conftest import tiny_train_cfg
 
     folder = tmp_path_factory.mktemp("tiny_encoder")
     train_encoder(tiny_train_cfg(steps=1), folder, tiny_decoder_dir, progress=False)

@@ -2,36 +2,9 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from dediffusion.cli.main import main
-from dediffusion.train.fit_encoder import train_encoder
-from dediffusion.data.world.batches import scenes
-from dediffusion.data.world.scenes import render
-
-from .test_autoencoder import tiny_train_cfg
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tiny_decoder_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_encoder")
-    train_encoder(tiny_train_cfg(steps=2), folder, tiny_decoder_dir, progress=False)
-    return folder
-
-
-@pytest.fixture()
-def image_files(tmp_path):
-    good = []
-    for i, s in enumerate(scenes(5, 0, 3)):
-        p = tmp_path / f"scene{i}.png"
-        Image.fromarray(render(s, 16)).save(p)
-        good.append(p)
-    bad_text = tmp_path / "notes.jpg"
-    bad_text.write_text("this is not an image")
-    empty = tmp_path / "empty.png"
-    empty.write_bytes(b"")
-    return good, [bad_text, empty, tmp_path / "missing.png"]
 
 
 def test_encode_reports_bad_files_and_processes_the_rest(tiny_model_dir, image_files, capsys):

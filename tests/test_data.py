@@ -12,7 +12,7 @@ from dediffusion.train.sources import DataConfig, FolderSource, ShuffledStream
 from dediffusion.train.fit_encoder import train_encoder
 from dediffusion.data.world.scenes import render, sample_scene
 
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 from .test_resume import _same, _state
 
 

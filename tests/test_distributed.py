@@ -1,9 +1,14 @@
-"""Multi-process training with torchrun + DDP (gloo, 2 CPU processes) equals one process.
+"""Multi-process training through the real entry point equals one process.
 
-With N processes each step's global batch is split into N micro-batches whose data and noise
-depend only on (seed, step, part), so a 2-process run must match a 1-process run with
-``micro_batches=2``: same mean loss, same weights, up to float reduction order.
+``torchrun --standalone --nproc-per-node 2 -m dediffusion.cli train`` (gloo, 2 CPU processes): each
+step's global batch is split into one micro-batch per process whose data and noise depend only on
+(seed, step, part), so the run must match a one-process ``dediffusion train --set micro_batches=2``:
+same logged (global-batch) loss at every checkpoint, same weights, up to float reduction order.
+Only rank 0 writes, so rank 1's weights are checked through the result: from step 2 on, its
+gradient (half of every averaged update) is computed with its own replica, and any drift there would
+move rank 0's weights away from the one-process run.
 """
+import json
 import os
 import subprocess
 import sys
@@ -13,39 +18,58 @@ import pytest
 import torch
 
 from dediffusion.checkpoint import load_tensors, read_json
+from dediffusion.cli.main import main
 from dediffusion.train.fit_encoder import micro_batch_parts, train_encoder
 
-from .ddp_worker import STEPS
-from .test_autoencoder import tiny_train_cfg
+from .conftest import TINY_TRAIN_ARGS, tiny_train_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
-TOLERANCE = 1e-5  # absolute, on the logged loss and every weight; measured on CPU/gloo: 0.0 (bit-identical)
+STEPS = 3
+TOLERANCE = 1e-5  # absolute, on the logged losses and every weight; measured on CPU/gloo: 0.0 (bit-identical)
 
 
-def test_two_processes_match_one_process_and_stay_identical(tiny_decoder_dir, tmp_path):
+def _metrics(folder) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: r[k] for k in ("step", "loss", "lr")} for r in rows]  # "loss" is the global batch's, the rest rank 0's
+
+
+def test_torchrun_two_processes_match_one_process(tiny_decoder_dir, tmp_path):
+    args = ["--decoder", str(tiny_decoder_dir), *TINY_TRAIN_ARGS, "--set", f"steps={STEPS}"]
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "DEDIFFUSION_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(ROOT / "tests" / "ddp_worker.py"), str(tiny_decoder_dir), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+           "-m", "dediffusion.cli", "train", "--out", str(out), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("(built-in (embedded world))") == 1  # the settings line: rank 0 only
 
-    rank0, rank1 = (load_tensors(out / f"rank{r}.safetensors", None) for r in (0, 1))
-    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # replicas identical
+    single = tmp_path / "single"
+    assert main(["train", "--out", str(single), *args, "--set", "micro_batches=2"]) == 0
 
-    single = train_encoder(tiny_train_cfg(steps=STEPS, micro_batches=2), tmp_path / "single", tiny_decoder_dir,
-                           progress=False)
-    weights = {k: p.detach() for k, p in single.named_parameters() if p.requires_grad}
-    assert weights.keys() == rank0.keys()
-    worst = max((weights[k] - rank0[k]).abs().max().item() for k in weights)
+    ddp_w, one_w = (load_tensors(f / "encoder.safetensors", None) for f in (out, single))
+    assert ddp_w.keys() == one_w.keys() and ddp_w
+    worst = max((ddp_w[k] - one_w[k]).abs().max().item() for k in ddp_w)
     assert worst < TOLERANCE, worst
-    loss_ddp = read_json(out / "train_state.json")["loss"]  # written by rank 0: mean over both processes
-    loss_one = read_json(tmp_path / "single" / "train_state.json")["loss"]
+    ddp_state, one_state = (load_tensors(f / "train_state.safetensors", None) for f in (out, single))
+    assert ddp_state.keys() == one_state.keys()  # optimizer moments too
+    assert max((ddp_state[k].float() - one_state[k].float()).abs().max().item() for k in ddp_state) < TOLERANCE
+    assert read_json(out / "train_state.json")["step"] == STEPS
+    loss_ddp, loss_one = (read_json(f / "train_state.json")["loss"] for f in (out, single))  # mean over both processes
     assert loss_ddp == pytest.approx(loss_one, abs=TOLERANCE)
-    assert sorted(p.name for p in out.glob("*.safetensors")) == ["encoder.safetensors", "rank0.safetensors",
-                                                                  "rank1.safetensors", "train_state.safetensors"]
-    assert read_json(out / "encoder.json")["config"]["decoder_path"] == "decoder"  # rank 0's copy: self-contained
+    ddp_m, one_m = _metrics(out), _metrics(single)
+    assert [r["step"] for r in ddp_m] == [2, 3] and [r["step"] for r in one_m] == [2, 3]
+    for a, b in zip(ddp_m, one_m):
+        assert a["loss"] == pytest.approx(b["loss"], abs=TOLERANCE) and a["lr"] == b["lr"]
+
+    ddp_cfg, one_cfg = (read_json(f / "train_config.json")["config"] for f in (out, single))
+    assert ddp_cfg["micro_batches"] == 0 and one_cfg["micro_batches"] == 2
+    assert {**ddp_cfg, "micro_batches": 2} == one_cfg  # the --set overrides reached both the same way
+    assert ddp_cfg["model"]["encoder"]["num_tokens"] == 6 and ddp_cfg["batch_size"] == 4
+    # rank 0 alone wrote: no per-rank files, a self-contained folder with its own copy of the decoder
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in single.iterdir())
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["encoder.safetensors", "train_state.safetensors"]
+    assert read_json(out / "encoder.json")["config"]["decoder_path"] == "decoder"
     assert (out / "decoder" / "decoder.safetensors").is_file()
 
 

@@ -16,7 +16,7 @@ from dediffusion.model.attribute_cnn import CONTENTS, Probe, ProbeConfig, save_p
 from dediffusion.eval.probe import hits_from_logits, summarise, targets
 from dediffusion.data.world.scenes import COLOURS, SIZES
 
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 
 def _gaussians(n=400, d=16, seed=0):

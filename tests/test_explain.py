@@ -16,7 +16,7 @@ from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
 from dediffusion.data.world.scenes import render
 
-from .test_autoencoder import TINY, tiny_train_cfg
+from .conftest import TINY, tiny_train_cfg
 
 STEPS = 2
 

@@ -12,7 +12,7 @@ from dediffusion.data.images import display_path
 from dediffusion.train.fit_encoder import train_encoder
 
 from .image_corpus import build_corpus
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

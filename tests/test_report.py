@@ -18,7 +18,7 @@ from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
 from dediffusion.data.world.scenes import render, vocabulary_words
 
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 
 @pytest.fixture(scope="module")

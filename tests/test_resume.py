@@ -11,7 +11,7 @@ from dediffusion.train.fit_encoder import train_encoder
 from dediffusion.train.loop import read_train_state
 
 from .conftest import TINY_DECODER
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 
 def _state(folder, group="params"):

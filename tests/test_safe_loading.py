@@ -25,7 +25,7 @@ from dediffusion.train.fit_decoder import DecoderTrainConfig
 from dediffusion.train.fit_encoder import EncoderTrainConfig, decoder_reference, train_encoder
 from dediffusion.model.attribute_cnn import ProbeConfig
 
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 PACKAGE = pathlib.Path(dediffusion.__file__).parent
 
@@ -148,6 +148,32 @@ def test_bad_config_is_a_one_line_error(run_dir, tmp_path, capsys, change, messa
     assert main(["encode", str(tmp_path / "none.png"), "--model", str(bad)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_retired_fields_load_at_their_neutral_value_and_are_refused_by_name_otherwise(run_dir, tmp_path, capsys):
+    """Older checkpoints record removed options at the value that left them off (config.RETIRED): they load
+    as before; one trained with a removed option on is refused with an error naming it."""
+    import re
+
+    assert from_dict(DecoderTrainConfig, {"min_snr_gamma": None, "steps": 3}) == DecoderTrainConfig(steps=3)
+    old_decoder = {"denoiser": "unet", "patch_size": 2, "transformer_width": 128, "text_time_embedding": False}
+    assert from_dict(BuiltinDecoderConfig, old_decoder) == BuiltinDecoderConfig()
+    for cls, key, value in ((DecoderTrainConfig, "min_snr_gamma", 5.0), (BuiltinDecoderConfig, "denoiser", "dit"),
+                            (BuiltinDecoderConfig, "full_resolution_attention", True)):
+        with pytest.raises(ConfigError, match=re.escape(f"{key} was removed; this checkpoint was trained with "
+                                                        f"{key}={value!r}, which this version cannot run")):
+            from_dict(cls, {key: value})
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    meta = read_json(old / "encoder.json")
+    meta["config"]["head"].update(repeat_penalty=0, hard_from=1.0)
+    write_json(old / "encoder.json", meta)
+    assert load_dediffusion(old).cfg == load_dediffusion(run_dir).cfg
+    meta["config"]["head"]["hard_from"] = 0.5
+    write_json(old / "encoder.json", meta)
+    assert main(["encode", str(tmp_path / "none.png"), "--model", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "config.head.hard_from: hard_from was removed" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "json_list", "wrong_shape"])

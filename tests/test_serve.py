@@ -20,7 +20,6 @@ from dediffusion.data.world.batches import scenes
 from dediffusion.data.world.scenes import render
 
 from .image_corpus import build_corpus  # noqa: E402
-from .test_cli import tiny_model_dir  # noqa: E402,F401 - fixture
 from .tiny_llm import save_tiny_llm  # noqa: E402
 
 ENDPOINTS = ("/encode", "/decode", "/reconstruct", "/ask", "/explain", "/health", "/scene")

@@ -19,7 +19,6 @@ from PIL import Image  # noqa: E402
 from dediffusion.serve import ServeConfig, create_app
 from dediffusion.data.world.scenes import render, sample_scene
 
-from .test_cli import tiny_model_dir  # noqa: E402,F401 - fixture
 from .test_serve import model, tiny_llm_dir  # noqa: E402,F401 - fixtures
 from .test_serve_limits import start_server  # noqa: E402
 

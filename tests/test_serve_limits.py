@@ -16,7 +16,6 @@ from dediffusion.cli.main import build_parser
 from dediffusion.serve import ServeConfig, create_app
 from dediffusion.cli.serving import config_from_args
 
-from .test_cli import tiny_model_dir  # noqa: E402,F401 - fixture
 from .test_serve import files, make_client, model, png, scene_pngs  # noqa: E402,F401 - fixtures
 
 

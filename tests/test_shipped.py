@@ -65,27 +65,4 @@ def test_shipped_decoder_reads_position_and_colour_words():
     assert r["empty"] > max(r["position_changed"], r["colour_changed"])
 
 
-def _same_fields(saved: dict, mine: dict, path: str = "") -> list[str]:
-    """Fields of ``saved`` (a checkpoint's recorded config) that ``mine`` sets differently."""
-    out = []
-    for k, v in saved.items():
-        if isinstance(v, dict):
-            out += _same_fields(v, mine.get(k, {}), f"{path}{k}.")
-        elif (list(mine[k]) if isinstance(mine.get(k), (list, tuple)) else mine.get(k)) != v:
-            out.append(f"{path}{k}: shipped {v!r}, preset {mine.get(k)!r}")
-    return out
-
-
-def test_the_shipped_encoder_is_stage_1_defaults_then_the_stretch_preset():
-    import dataclasses
-    import json
-
-    from dediffusion.configs import preset
-    from dediffusion.train.fit_encoder import EncoderTrainConfig
-
-    record = json.loads((shipped("encoder") / "train_config.json").read_text())
-    stage1 = dataclasses.asdict(EncoderTrainConfig())
-    stage2 = dataclasses.asdict(dataclasses.replace(preset("world_encoder_stretch"),
-                                                    init_from=record["config"]["init_from"]))
-    assert _same_fields(record["history"][0]["config"], stage1) == []
-    assert _same_fields(record["config"], stage2) == []
+# that each checkpoint is its preset's config, field by field: tests/test_presets.py

@@ -10,7 +10,7 @@ from dediffusion.train.fit_encoder import encoder_step, tail_lengths, train_enco
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import (FUNCTION_WORDS, corrupt, full_caption, noisy_caption, tag_caption,
     vocabulary_words)
-from .test_autoencoder import tiny_train_cfg
+from .conftest import tiny_train_cfg
 
 
 def test_truncated_token_vectors_give_the_states_of_the_shorter_prompt(tiny_decoder_dir):

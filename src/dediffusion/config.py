@@ -16,6 +16,13 @@ class ConfigError(ValueError):
     """A config field is unknown or has a value of the wrong type."""
 
 
+# fields removed with failed experiments (benchmarks/RESULTS.md, "Removed options") -> the value that left
+# them off (their default): checkpoints recording it still load; any other value is refused by name
+RETIRED = {"repeat_penalty": 0.0, "hard_from": 1.0, "min_snr_gamma": None, "text_time_embedding": False,
+           "full_resolution_attention": False, "denoiser": "unet", "transformer_width": 128,
+           "transformer_layers": 6, "transformer_heads": 4, "patch_size": 2}
+
+
 def to_dict(cfg) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
@@ -62,11 +69,23 @@ def from_dict(cls, data: dict[str, Any], where: str = "config"):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
+    data = {k: v for k, v in data.items() if k in fields or not _retired(k, v, where)}
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _retired(key: str, value: Any, where: str) -> bool:
+    """True for a retired field at its neutral value (dropped); ConfigError for one that was in use."""
+    if key not in RETIRED:
+        return False
+    neutral = RETIRED[key]
+    if value != neutral or isinstance(value, bool) != isinstance(neutral, bool):
+        raise ConfigError(f"{where}.{key}: {key} was removed; this checkpoint was trained with {key}={value!r}, "
+                          f"which this version cannot run (only {key}={neutral!r} loads)")
+    return True
 
 
 def _parse_value(text: str) -> Any:

@@ -1,17 +1,14 @@
-"""The remote backend: any OpenAI-compatible chat-completions endpoint, standard library only.
+"""The remote backend: any OpenAI-compatible chat-completions endpoint, through the ``openai`` client.
 
-Timeouts, retries with exponential backoff on connection errors, timeouts, HTTP 429
-and 5xx; other HTTP errors and malformed replies fail at once. Every failure is an
-``LLMError`` with one line naming the endpoint and the reason.
+The client does the timeouts and the retries (exponential backoff with jitter, or the server's
+Retry-After) on connection errors, timeouts, HTTP 408, 409, 429 and 5xx; other HTTP errors and
+malformed replies fail at once. Every failure is an ``LLMError`` with one line naming the
+endpoint and the reason. ``openai`` comes with the ``llm`` extra and is imported only here.
 """
 from __future__ import annotations
 
 import json
 import os
-import socket
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,33 +23,12 @@ class RemoteConfig:
     model: str = "default"
     api_key_env: str = API_KEY_ENV  # name of the variable holding the key; unset -> no key sent
     timeout_s: float = 60.0
-    retries: int = 2  # extra attempts after the first
-    backoff_s: float = 1.0  # wait before retry i is backoff_s * 2**i
+    retries: int = 2  # extra attempts after the first (the client's max_retries)
 
 
-class _Retryable(Exception):
-    pass
-
-
-def _endpoint(url: str) -> str:
-    url = url.rstrip("/")
-    return url if url.endswith("/chat/completions") else url + "/chat/completions"
-
-
-def _one_line(text: str, limit: int = 200) -> str:
+def _one_line(text, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _error_detail(raw: bytes) -> str:
-    """The message of an OpenAI-style ``{"error": {"message": ...}}`` body, else the body itself."""
-    text = raw.decode("utf-8", "replace")
-    try:
-        error = json.loads(text).get("error")
-        text = error.get("message", text) if isinstance(error, dict) else (error or text)
-    except (json.JSONDecodeError, AttributeError):
-        pass
-    return _one_line(text)
 
 
 class RemoteLLM:
@@ -61,60 +37,59 @@ class RemoteLLM:
     def __init__(self, cfg: RemoteConfig):
         if not cfg.url.startswith(("http://", "https://")):
             raise LLMError(f"--llm-url must start with http:// or https:// (got {cfg.url!r})")
+        if cfg.timeout_s <= 0 or cfg.retries < 0:
+            raise LLMError(f"--llm-timeout must be > 0 and --llm-retries >= 0 (got {cfg.timeout_s:g}, {cfg.retries})")
+        try:
+            import openai
+        except ImportError:
+            raise LLMError("--llm-url needs the openai package: pip install 'dediffusion[llm]'") from None
         self.cfg = cfg
-        self.endpoint = _endpoint(cfg.url)
+        base = cfg.url.rstrip("/").removesuffix("/chat/completions")
+        self.endpoint = base + "/chat/completions"
         self.name = f"{cfg.model}@{cfg.url}"
+        self._openai = openai
+        # the key: read at each request from the variable --llm-key-env names; OPENAI_API_KEY,
+        # OPENAI_ORG_ID and OPENAI_PROJECT_ID are not sent to this server
+        unsent = {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+        self.client = openai.OpenAI(base_url=base, api_key=self._key, default_headers=unsent,
+                                    timeout=cfg.timeout_s, max_retries=cfg.retries)
 
-    def _post(self, body: dict) -> dict:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = _error_detail(e.read())
-            msg = f"HTTP {e.code}" + (f": {detail}" if detail else "")
-            if e.code == 429 or e.code >= 500:
-                raise _Retryable(msg) from None
-            raise LLMError(f"LLM at {self.endpoint}: {msg}") from None
-        except (socket.timeout, TimeoutError):
-            raise _Retryable(f"no answer within {self.cfg.timeout_s:g} s") from None
-        except urllib.error.URLError as e:
-            reason = e.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise _Retryable(f"no answer within {self.cfg.timeout_s:g} s") from None
-            raise _Retryable(f"cannot connect ({_one_line(reason)})") from None
-        except (ConnectionError, OSError) as e:  # reset mid-read, etc.
-            raise _Retryable(f"connection failed ({_one_line(e)})") from None
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise LLMError(f"LLM at {self.endpoint}: malformed JSON reply: {_one_line(raw[:200])}") from None
+    def _key(self) -> str:
+        return os.environ.get(self.cfg.api_key_env, "")
 
-    def _post_with_retries(self, body: dict) -> dict:
-        attempts = self.cfg.retries + 1
-        for i in range(attempts):
-            try:
-                return self._post(body)
-            except _Retryable as e:
-                if i + 1 == attempts:
-                    raise LLMError(f"LLM at {self.endpoint}: {e} (after {attempts} attempt(s))") from None
-                time.sleep(self.cfg.backoff_s * 2**i)
-        raise AssertionError("unreachable")
+    def _failure(self, e: Exception) -> LLMError:
+        """One line for an ``openai`` exception: the reason and how many attempts were made."""
+        openai = self._openai
+        if isinstance(e, openai.APITimeoutError):
+            why = f"no answer within {self.cfg.timeout_s:g} s"
+        elif isinstance(e, openai.APIConnectionError):
+            why = f"cannot connect ({_one_line(e.__cause__ or e)})"
+        elif isinstance(e, openai.APIStatusError):  # body: the reply's "error" object, or its text
+            detail = e.body.get("message", e.body) if isinstance(e.body, dict) else e.body
+            why = f"HTTP {e.status_code}" + (f": {_one_line(detail)}" if detail else "")
+        else:
+            return LLMError(f"LLM at {self.endpoint}: {_one_line(e)}")
+        retries = getattr(e, "request", None) and e.request.headers.get("x-stainless-retry-count")
+        return LLMError(f"LLM at {self.endpoint}: {why} (after {int(retries or 0) + 1} attempt(s))")
 
     def chat(self, messages: list[dict], max_tokens: int = 128, stop: Sequence[str] = ()) -> str:
-        body = {"model": self.cfg.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-        if stop:
-            body["stop"] = list(stop)[:4]  # the OpenAI API accepts at most 4
-        reply = self._post_with_retries(body)
+        extra = {"stop": list(stop)[:4]} if stop else {}  # the OpenAI API accepts at most 4
+        if not self._key():  # no key: no Authorization header (the client refuses to send none unless told)
+            extra["extra_headers"] = {"Authorization": self._openai.Omit()}
+        try:  # the raw reply: OpenAI-compatible servers vary, so the JSON is read here, not by the client
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=self.cfg.model, messages=messages, max_tokens=max_tokens, temperature=0, **extra).text
+        except self._openai.OpenAIError as e:
+            raise self._failure(e) from None
+        try:
+            reply = json.loads(raw)
+        except ValueError:
+            raise LLMError(f"LLM at {self.endpoint}: malformed JSON reply: {_one_line(raw[:200])}") from None
         try:
             content = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise LLMError(f"LLM at {self.endpoint}: reply has no choices[0].message.content: "
-                           f"{_one_line(json.dumps(reply))}") from None
+                           f"{_one_line(raw)}") from None
         if not isinstance(content, str):
             raise LLMError(f"LLM at {self.endpoint}: choices[0].message.content is not text")
         return cut_at_stop(content, stop).strip()

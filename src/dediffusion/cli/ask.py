@@ -180,8 +180,9 @@ def llm_flags(p) -> None:
     g.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--llm-model", default="default", help="model name sent to --llm-url")
     g.add_argument("--llm-key-env", default=API_KEY_ENV, help="environment variable holding the API key")
-    g.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per request")
-    g.add_argument("--llm-retries", type=int, default=2, help="extra attempts on timeouts, 429 and 5xx")
+    g.add_argument("--llm-timeout", type=float, default=60.0, help="seconds to wait for an answer, each attempt")
+    g.add_argument("--llm-retries", type=int, default=2,
+                   help="extra attempts on connection errors, timeouts, 408, 409, 429 and 5xx")
     g.add_argument("--llm-dir", help="a local transformers causal-LM folder instead of the default")
     g.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens")
 

@@ -101,11 +101,34 @@ def cmd_demo(a) -> int:
     return 0
 
 
+def _base_config(a, default):
+    """The subcommand's default config, or ``--preset NAME`` (``dediffusion/configs/``; one for this subcommand)."""
+    if not a.preset:
+        return default()
+    from dediffusion.configs import preset
+
+    return preset(a.preset, a.command)
+
+
+def _check_start(a, cfg) -> bool:
+    """False (with the reason on stderr) when a preset's ``init_from`` is an earlier stage not run yet."""
+    if not a.preset:
+        return True
+    from dediffusion.configs import missing_start
+
+    problem = missing_start(a.preset, cfg)
+    if problem:
+        err(problem)
+    return problem is None
+
+
 def cmd_pretrain_decoder(a) -> int:
     from dediffusion.config import apply_overrides
     from dediffusion.train.fit_decoder import DecoderTrainConfig, pretrain_decoder
 
-    cfg = apply_overrides(DecoderTrainConfig(), a.set)
+    cfg = apply_overrides(_base_config(a, DecoderTrainConfig), a.set)
+    if not _check_start(a, cfg):
+        return 2
     pretrain_decoder(cfg, a.output, resume=a.resume, stop_at=a.stop_at)
     return 0
 
@@ -116,11 +139,10 @@ def cmd_train(a) -> int:
     from dediffusion.train.defaults import describe, fit_to_decoder, override_keys
     from dediffusion.train.fit_encoder import EncoderTrainConfig, train_encoder
 
-    from dediffusion.configs import preset
-
-    base = preset(a.preset) if a.preset else EncoderTrainConfig()
     sets = a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else [])
-    cfg = apply_overrides(base, sets)
+    cfg = apply_overrides(_base_config(a, EncoderTrainConfig), sets)
+    if not (a.resume or _check_start(a, cfg)):
+        return 2
     if a.data:  # image folders / WebDataset shards instead of the embedded world (train/sources.py)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=tuple(a.data)))
     if a.cache_features:  # the frozen backbone's features, computed once (train/feature_cache.py)
@@ -137,7 +159,7 @@ def cmd_train_probe(a) -> int:
     from dediffusion.config import apply_overrides
     from dediffusion.train.fit_probe import ProbeTrainConfig, train_probe
 
-    acc = train_probe(apply_overrides(ProbeTrainConfig(), a.set), a.output)
+    acc = train_probe(apply_overrides(_base_config(a, ProbeTrainConfig), a.set), a.output)
     print(json.dumps(acc, indent=2))
     return 0
 
@@ -209,9 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "train-probe":
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
             p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (continue with --resume)")
+        p.add_argument("--preset", help="start from a recipe in dediffusion/configs/, e.g. " + {
+            "train": "world_encoder or paper_sd21", "pretrain-decoder": "world_decoder",
+            "train-probe": "world_probe"}[name] + "; its docstring gives the commands, cost and result")
         if name == "train":
             decoder_flag(p, "shipped")
-            p.add_argument("--preset", help="start from a preset config, e.g. paper_sd21 (see dediffusion/configs/)")
             p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
             p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset "
                            ".tar shards (default: the embedded world); --set data.shuffle_buffer=N")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from dediffusion.model import diffusion
 from dediffusion.model.decoders import freeze
+from dediffusion.model.encoder import EncoderConfig
 from dediffusion.model.text_head import TextHeadConfig, gumbel_noise, gumbel_softmax, temperature
 from dediffusion.model.tokenizer import decode_ids
 
@@ -80,7 +81,8 @@ def _optimise(decoder, table: torch.Tensor, images: torch.Tensor, start: torch.T
 
 
 def invert(decoder, allowed: torch.Tensor, images: torch.Tensor, cfg: InvertConfig = InvertConfig(),
-           num_tokens: int = 24, progress: bool = False, start: torch.Tensor | None = None) -> torch.Tensor:
+           num_tokens: int = EncoderConfig.num_tokens, progress: bool = False,
+           start: torch.Tensor | None = None) -> torch.Tensor:
     """Images (B,3,H,W) in [0,1] -> optimised vocabulary ids (B, N) drawn from ``allowed`` (A,).
 
     ``cfg.num_tokens`` (if set) overrides ``num_tokens``. The logits start random, or at ``start``

@@ -19,7 +19,7 @@ from dediffusion.config import from_dict, to_dict
 from dediffusion.model.decoders import StableDiffusionOptions, freeze, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import resolve, resolve_in
-from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_diversity, collision_rate
+from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, collision_rate
 from dediffusion.model.tokenizer import allowed_ids, decode_ids
 
 
@@ -59,28 +59,26 @@ class DeDiffusion(nn.Module):
         """
         return self.head(self.encoder(images, features))
 
-    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None, hard: bool | None = None) -> torch.Tensor:
+    def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None) -> torch.Tensor:
         """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
-        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator, hard)
+        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator)
         return self.head.embed(weights, self.decoder.token_embedding)
 
     def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
         return self.decoder.loss(images, cond, t, noise).mean()
 
-    def forward(self, images, tau: float, t, noise, generator=None, hard: bool | None = None, lengths=None,
-                features=None):
+    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None):
         """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
 
         ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
         ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
         """
         logits = self.forward_encoder(images, features)
-        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator, hard), t, noise, lengths)
-        repeat = collision_rate(logits).mean()  # (), logged even when not penalised
-        sameness = batch_diversity(logits)  # ()
-        head = self.cfg.head
-        loss = denoise + head.repeat_penalty * repeat + head.diversity_weight * sameness
+        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator), t, noise, lengths)
+        repeat = collision_rate(logits).mean()  # (), logged
+        sameness = batch_sameness(logits)  # ()
+        loss = denoise + self.cfg.head.diversity_weight * sameness
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)

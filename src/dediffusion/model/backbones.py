@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HF_PREFIX = "hf:"
 VISION_CLASSES = {  # model_type in config.json -> transformers class giving patch tokens
     "clip": "CLIPVisionModel",
     "clip_vision_model": "CLIPVisionModel",

@@ -1,4 +1,4 @@
-"""The one copy of the diffusion math: noising, loss target, loss weighting, sampling.
+"""The one copy of the diffusion math: noising, loss target, sampling.
 
 Every decoder adapter (built-in, Stable Diffusion) trains and samples through
 these functions, with a diffusers scheduler supplying the noise schedule.
@@ -14,12 +14,6 @@ import torch.nn.functional as F
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def snr(scheduler, t: torch.Tensor) -> torch.Tensor:
-    """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) at integer timesteps t."""
-    ab = scheduler.alphas_cumprod.to(t.device)[t].float()
-    return ab / (1 - ab)
-
-
 def training_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """What the network must predict, by the scheduler's ``prediction_type``."""
     kind = scheduler.config.prediction_type
@@ -32,33 +26,14 @@ def training_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.T
     raise ValueError(f"unsupported prediction_type {kind!r}")
 
 
-def denoising_loss(
-    model: ModelFn,
-    scheduler,
-    x0: torch.Tensor,
-    cond: torch.Tensor,
-    t: torch.Tensor,
-    noise: torch.Tensor,
-    min_snr_gamma: float | None = None,
-) -> torch.Tensor:
-    """Per-sample denoising loss (B,), in float32 as in diffusers' training recipe.
-
-    ``min_snr_gamma`` applies Min-SNR weighting (Hang et al. 2023), which speeds
-    up training of small decoders; ``None`` gives the plain MSE.
-    """
+def denoising_loss(model: ModelFn, scheduler, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
+                   noise: torch.Tensor) -> torch.Tensor:
+    """Per-sample denoising loss (B,): the plain MSE to the target, in float32 as in diffusers' training
+    recipe (unweighted: high noise levels, where layout and text are decided, keep their weight)."""
     x_t = scheduler.add_noise(x0, noise, t)  # (B,C,H,W)
     pred = model(x_t, t, cond)
     target = training_target(scheduler, x0, noise, t)
-    loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))  # (B,)
-    if min_snr_gamma is not None:
-        s = snr(scheduler, t)
-        weight = torch.clamp(s, max=min_snr_gamma)
-        if scheduler.config.prediction_type == "v_prediction":
-            weight = weight / (s + 1)
-        elif scheduler.config.prediction_type == "epsilon":
-            weight = weight / s
-        loss = loss * weight
-    return loss
+    return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))  # (B,)
 
 
 def sample_timesteps(batch: int, t_min: int, t_max: int, generator: torch.Generator | None, device) -> torch.Tensor:

@@ -32,7 +32,7 @@ class EncoderConfig:
     width: int = 128  # pooler width (not stated in the paper)
     heads: int = 4
     blocks: int = 3  # paper: 5
-    num_tokens: int = 24  # paper: 75 (+ SOS/EOS = 77); a full caption of this world is <= 30 tokens
+    num_tokens: int = 32  # the shipped encoder (paper: 75 + SOS/EOS = 77); a full world caption is <= 30 tokens
     query_init_std: float = 1.0  # small inits collapsed to one repeated token in trials
 
 

@@ -27,11 +27,9 @@ class TextHeadConfig:
     tau_end: float = 0.3
     anneal: bool = True  # False: fixed tau_start (ablation)
     estimator: str = "soft"  # "soft" Gumbel-softmax samples or "straight_through" (hard forward)
-    hard_from: float = 1.0  # fraction of training after which straight-through is used (1.0: never)
     noise_scale: float = 1.0  # Gumbel noise multiplier; 0 with straight_through: the forward is the argmax text
     noise_anneal: bool = False  # scale the noise by tau / tau_start: late training optimises the argmax text itself
-    repeat_penalty: float = 0.0  # weight of the expected token-collision rate (not in the paper; 0 = off)
-    diversity_weight: float = 0.0  # wav2vec 2.0's codebook-diversity loss across the batch (not in the paper)
+    diversity_weight: float = 0.0  # weight of batch_sameness: wav2vec 2.0's codebook-diversity loss (not in the paper)
     inference: str = "argmax"  # "argmax" (paper) or "sample": one seeded draw from softmax(logits / T)
     sample_temperature: float = 0.5  # T for inference="sample"
     sample_seed: int = 0  # the same Gumbel noise for every image: texts depend on the image only
@@ -66,11 +64,10 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torc
 
 
 def collision_rate(logits: torch.Tensor) -> torch.Tensor:
-    """Expected fraction of position pairs that emit the same token, per image (B,).
+    """Expected fraction of position pairs that emit the same token, per image (B,); logged as ``repeat``.
 
     Small decoders reward repeating one informative word at every position (a
-    soft mixture repeated N times is a continuous code, not text); penalising
-    collisions pushes the positions to carry different words.
+    soft mixture repeated N times is a continuous code, not text).
     """
     p = logits.float().softmax(-1)  # (B,N,A)
     n = p.shape[1]
@@ -79,7 +76,7 @@ def collision_rate(logits: torch.Tensor) -> torch.Tensor:
     return same / (n * (n - 1))
 
 
-def batch_diversity(logits: torch.Tensor) -> torch.Tensor:
+def batch_sameness(logits: torch.Tensor) -> torch.Tensor:
     """1 - normalised entropy of the batch-averaged token distribution, averaged over positions ().
 
     wav2vec 2.0 (Baevski et al. 2020) adds this to its Gumbel quantiser so that
@@ -128,11 +125,9 @@ class TextHead(nn.Module):
     def one_hot(self, logits: torch.Tensor) -> torch.Tensor:
         return F.one_hot(self.choice(logits), logits.shape[-1]).to(logits.dtype)
 
-    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
-               hard: bool | None = None) -> torch.Tensor:
-        """Relaxed one-hot samples (B, N, A) for training; ``hard`` overrides the configured estimator."""
-        if hard is None:
-            hard = self.cfg.estimator == "straight_through"
+    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Relaxed one-hot samples (B, N, A) for training (hard in the forward pass with ``straight_through``)."""
+        hard = self.cfg.estimator == "straight_through"
         scale = self.cfg.noise_scale * (tau / self.cfg.tau_start if self.cfg.noise_anneal else 1.0)
         return gumbel_softmax(logits, tau, hard=hard, generator=generator, noise_scale=scale)
 

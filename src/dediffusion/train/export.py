@@ -10,7 +10,7 @@ from dediffusion.checkpoint import load_tensors, read_json, safe_child, save_ten
 from dediffusion.model.decoders import copy_decoder
 from dediffusion.pretrained import SHIPPED_PREFIX, resolve_in
 
-_FILES = {"decoder": "decoder", "encoder": "encoder", "probe": "probe"}
+KINDS = ("decoder", "encoder", "probe")  # each writes {kind}.safetensors + {kind}.json
 # encoder settings that change how text is read from the logits, not the weights: safe to set at export
 INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed", "head.inference_tokens")
 
@@ -40,19 +40,19 @@ def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.floa
 
     ``overrides`` (encoders only) set inference-time keys, e.g. ``head.inference=sample``.
     """
-    if kind not in _FILES:
-        raise ValueError(f"unknown checkpoint kind {kind!r} (expected one of {', '.join(_FILES)})")
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r} (expected one of {', '.join(KINDS)})")
     run, out = pathlib.Path(run), pathlib.Path(out)
-    name = _FILES[kind]
-    meta = read_json(safe_child(run, f"{name}.json"))
+    meta = read_json(safe_child(run, f"{kind}.json"))
     if kind == "encoder" and decoder_ref:
         meta["config"]["decoder_path"] = decoder_ref
     if overrides:
         if kind != "encoder":
             raise ValueError("export --set applies to encoders only")
         meta["config"] = _inference_overrides(meta["config"], list(overrides))
-    save_tensors(safe_child(out, f"{name}.safetensors"), load_tensors(safe_child(run, f"{name}.safetensors"), None), dtype)
-    write_json(safe_child(out, f"{name}.json"), meta)
+    weights = load_tensors(safe_child(run, f"{kind}.safetensors"), None)
+    save_tensors(safe_child(out, f"{kind}.safetensors"), weights, dtype)
+    write_json(safe_child(out, f"{kind}.json"), meta)
     ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
     own = _own_decoder(run, ref)
     if own is not None:  # the run's own copy of its decoder travels with it

@@ -1,11 +1,13 @@
 """Pretraining the built-in text-to-image decoder on (scene, web-like caption) pairs.
 
-Reproduce the shipped decoder (see README for wall time on 2 CPU cores):
+The shipped decoder is four phases of this trainer, one preset each (``configs/world_decoder.py``
+gives the commands, cost and result); the defaults alone are the plain UNet without the layout readout:
 
-    dediffusion pretrain-decoder --out runs/decoder
+    dediffusion pretrain-decoder --preset world_decoder_phase1 --out runs/world_decoder_phase1   # ... phase 4
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 from dataclasses import dataclass, field
 
@@ -21,6 +23,7 @@ from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import noisy_caption, web_caption
 from dediffusion.train.loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state,
     run_training, step_generator)
+from dediffusion.train.sources import Prefetch
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,6 @@ class DecoderTrainConfig:
     caption_dropout: float = 0.1  # empty prompt, for classifier-free guidance
     p_mention: float = 0.6  # each attribute is named in over half the captions
     noisy_captions: float = 0.0  # share of captions written as an encoder might (world.scenes.noisy_caption)
-    min_snr_gamma: float | None = None  # plain v-loss: high noise levels (layout, text) keep their weight
     high_noise_fraction: float = 0.0  # share of each batch drawn from t >= high_noise_from
     high_noise_from: int = 600  # where the layout is still hidden by noise, so only the text can tell it
     data_seed: int = 0  # training scenes; evaluation uses other seeds
@@ -87,20 +89,7 @@ def batch_loss(model: BuiltinDecoder, cfg: DecoderTrainConfig, batch: tuple) -> 
     dev = model.token_embedding.device
     images, ids, t, noise = batch
     cond = model.text_states_from_ids(ids)
-    return model.loss(images.to(dev), cond, t.to(dev), noise.to(dev), cfg.min_snr_gamma).mean()
-
-
-class _Batches(torch.utils.data.Dataset):
-    """Steps start..steps-1 as batches, for a DataLoader whose workers build them ahead of the model."""
-
-    def __init__(self, cfg: DecoderTrainConfig, start: int, tokenize):
-        self.cfg, self.start, self.tokenize = cfg, start, tokenize
-
-    def __len__(self) -> int:
-        return self.cfg.steps - self.start
-
-    def __getitem__(self, i: int) -> tuple:
-        return decoder_batch(self.cfg, self.start + i, self.tokenize)
+    return model.loss(images.to(dev), cond, t.to(dev), noise.to(dev)).mean()
 
 
 class _Tokenizer(TextConditioner):
@@ -111,14 +100,9 @@ class _Tokenizer(TextConditioner):
 
 
 def _batch_source(model: BuiltinDecoder, cfg: DecoderTrainConfig, start: int):
-    """step -> batch: built in place, or taken in order from ``cfg.workers`` DataLoader processes."""
-    if not cfg.workers:
-        return lambda step: decoder_batch(cfg, step, model.tokenize)
-    tokenize = _Tokenizer(model.tokenizer).tokenize
-    loader = torch.utils.data.DataLoader(_Batches(cfg, start, tokenize), batch_size=None,
-                                         num_workers=cfg.workers, prefetch_factor=4, persistent_workers=False)
-    it = iter(loader)
-    return lambda step: next(it)
+    """step -> batch: built in place, or ahead by ``cfg.workers`` DataLoader processes."""
+    make = functools.partial(decoder_batch, cfg, tokenize=_Tokenizer(model.tokenizer).tokenize)
+    return Prefetch(make, start, cfg.steps, cfg.workers) if cfg.workers else make
 
 
 def _start_weights(model: BuiltinDecoder, folder: str) -> None:

@@ -1,8 +1,9 @@
 """Training the De-Diffusion encoder against a frozen decoder, on images only.
 
-Reproduce the shipped encoder (wall time on 2 CPU cores in the README):
+The shipped encoder is two stages, one preset each (``configs/world_encoder.py``: the defaults, then
+``configs/world_encoder_stretch.py``; their docstrings give the commands, cost and result):
 
-    dediffusion train --out runs/encoder
+    dediffusion train --preset world_encoder --out runs/world_encoder
 
 Photos instead of the embedded world: ``--data FOLDERS_OR_SHARDS`` (``train/sources.py``).
 
@@ -24,7 +25,6 @@ import torch
 
 from dediffusion.model import diffusion
 from dediffusion.model.autoencoder import DeDiffusion, DeDiffusionConfig
-from dediffusion.model.encoder import EncoderConfig
 from dediffusion.checkpoint import read_json, write_json
 from dediffusion.config import to_dict
 from dediffusion.model.decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
@@ -53,7 +53,7 @@ def world_model_config() -> DeDiffusionConfig:
     """
     head = TextHeadConfig(vocab="allow_list", estimator="straight_through", diversity_weight=0.1, inference="argmax",
                           noise_scale=0.3, noise_anneal=True, logit_scale=4.0, sample_temperature=0.3)
-    return DeDiffusionConfig(encoder=EncoderConfig(num_tokens=32), head=head, allow_words=tuple(vocabulary_words()))
+    return DeDiffusionConfig(head=head, allow_words=tuple(vocabulary_words()))
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,13 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
     """
     forward = forward or model
     source = source or WorldSource(cfg.batch_size, model.decoder.resolution, cfg.data_seed)
-    head = cfg.model.head
-    tau = temperature(step, cfg.steps, head)
-    hard = head.estimator == "straight_through" or step >= head.hard_from * cfg.steps
+    tau = temperature(step, cfg.steps, cfg.model.head)
     losses, logs = [], []
     for part in parts or range(n_parts):
         images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
         lengths = tail_lengths(cfg, len(images), gen)
         feats = cache.features(source.keys(step, part, n_parts), images, model.encoder) if cache else None
-        loss, log = forward(images, tau, t, noise, generator=gen, hard=hard, lengths=lengths, features=feats)
+        loss, log = forward(images, tau, t, noise, generator=gen, lengths=lengths, features=feats)
         losses.append(loss)
         logs.append(log)
     if len(losses) == 1:

@@ -1,6 +1,9 @@
 """Training the attribute probe on real rendered scenes.
 
-    dediffusion train-probe --out runs/probe
+    dediffusion train-probe --preset world_probe --out runs/probe     # the shipped judge: the defaults
+
+``configs/world_probe.py`` and ``configs/world_backbone.py`` (the shipped scene-CNN backbone) give the
+commands, cost and result.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from tqdm.auto import tqdm
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.model.attribute_cnn import Probe, ProbeConfig, save_probe
 from dediffusion.eval.probe import attribute_hits, concat_hits, probe_loss, summarise, targets
-from dediffusion.train.loop import lr_at
+from dediffusion.train.loop import lr_at, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -40,14 +43,10 @@ def train_probe(cfg: ProbeTrainConfig, out, probe_cfg: ProbeConfig = ProbeConfig
     probe = Probe(probe_cfg)
     opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=1e-4)
     bar = tqdm(range(cfg.steps), disable=not progress, desc="probe")
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.lr, 100, cfg.steps)
+    for step in bar:  # no gradient clipping, unlike run_training
         b = scenes(cfg.data_seed, step * cfg.batch_size, cfg.batch_size)
         loss = probe_loss(probe(images_tensor(b, probe_cfg.resolution)), targets(b))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss, lr_at(step, cfg.lr, 100, cfg.steps))
         bar.set_postfix(loss=f"{loss.item():.4f}")
     probe.eval()
     acc = evaluate_probe(probe, cfg.test_seed, cfg.test_n, probe_cfg.resolution)

@@ -7,7 +7,7 @@ import pathlib
 
 import torch
 
-from dediffusion.checkpoint import load_tensors, read_json, read_metadata, save_tensors, write_json
+from dediffusion.checkpoint import load_tensors, read_metadata, save_tensors, write_json
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, final_fraction: float = 0.01) -> float:
@@ -85,8 +85,6 @@ def save_train_state(folder, step: int, params: dict, ema: EMA | None, opt, extr
 def read_train_state(folder) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
     """(meta with ``step``, {"params"|"ema"|"optimizer": tensors}) as ``save_train_state`` wrote them."""
     path = pathlib.Path(folder) / TRAIN_STATE
-    if not path.is_file() and (pathlib.Path(folder) / "train_params.safetensors").is_file():
-        return _read_legacy_train_state(pathlib.Path(folder))
     meta = json.loads(read_metadata(path).get("train_state", "null"))
     if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
         raise ValueError(f"{path}: no training step in its metadata")
@@ -112,16 +110,8 @@ def load_train_state(folder, params: dict, ema: EMA | None, opt) -> dict:
     return meta
 
 
-def _read_legacy_train_state(folder: pathlib.Path):
-    """Runs written before the one-file state: train_{params,ema,optimizer}.safetensors + train_state.json."""
-    groups = {g: load_tensors(folder / f"train_{g}.safetensors", dtype=None)
-              for g in _GROUPS if (folder / f"train_{g}.safetensors").is_file()}
-    return read_json(folder / "train_state.json"), {"ema": {}, "optimizer": {}, **groups}
-
-
 def has_train_state(folder) -> bool:
-    folder = pathlib.Path(folder)
-    return (folder / TRAIN_STATE).is_file() or (folder / "train_params.safetensors").is_file()
+    return (pathlib.Path(folder) / TRAIN_STATE).is_file()
 
 
 LOG_EVERY = 50  # steps per row of metrics.jsonl (and one row at every checkpoint)
@@ -136,6 +126,18 @@ def log_metrics(out, step: int, recent: list[dict], lr: float, seconds: float) -
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "metrics.jsonl").open("a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float, clip_params=None) -> None:
+    """One update at learning rate ``lr``: backward, gradient norm clipped to 1 over ``clip_params`` (if
+    given), optimizer step."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_params is not None:
+        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
+    opt.step()
 
 
 def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, start: int, lr: float, warmup: int,
@@ -154,13 +156,8 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and main), desc=name)
     t0, hist, logged = time.time(), [], start
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, lr, warmup, steps)
         loss, logs = step_fn(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, lr_at(step, lr, warmup, steps), params.values())
         if ema is not None:
             ema.update(params)
         hist.append(logs)

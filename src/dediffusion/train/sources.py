@@ -209,42 +209,48 @@ class WorldSource:
         return [f"world/{self.seed}/{i}" for i in range(start, start + size)]
 
 
-class _WorldSteps(torch.utils.data.Dataset):
-    """Whole global batches of steps ``start, start + 1, ...`` for DataLoader workers."""
+class _Steps(torch.utils.data.Dataset):
+    """``make(step)`` for steps ``start, start + 1, ..., steps - 1``, for DataLoader workers."""
 
-    def __init__(self, source: WorldSource, start: int, steps: int):
-        self.source, self.start, self.steps = source, start, steps
+    def __init__(self, make: Callable[[int], object], start: int, steps: int):
+        self.make, self.start, self.steps = make, start, steps
 
     def __len__(self) -> int:
         return max(self.steps - self.start, 0)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.source.images(self.start + i)  # (B,3,R,R)
+    def __getitem__(self, i: int):
+        return self.make(self.start + i)
 
 
-class PrefetchWorldSource:
+class Prefetch:
+    """``make(step)`` built ahead by ``workers`` DataLoader processes: ``prefetch(step)`` gives the same as
+    ``make(step)``. Steps must be asked for in order from ``start`` (again, never backwards), as the
+    training loop does; beside a GPU the batch building, not the model, is otherwise the bottleneck."""
+
+    def __init__(self, make: Callable[[int], object], start: int, steps: int, workers: int):
+        loader = torch.utils.data.DataLoader(_Steps(make, start, steps), batch_size=None, num_workers=workers,
+                                             prefetch_factor=4)
+        self._it, self._step, self._item = iter(loader), start - 1, None
+
+    def __call__(self, step: int):
+        while self._step < step:
+            self._item, self._step = next(self._it), self._step + 1
+        if self._step != step:
+            raise ValueError(f"prefetched data is past step {step} (steps must not go backwards)")
+        return self._item
+
+
+class PrefetchWorldSource(WorldSource):
     """The embedded world rendered ahead by ``workers`` DataLoader processes (the same images as
-    :class:`WorldSource`; beside a GPU the scene rendering, not the model, is otherwise the bottleneck).
-
-    Steps must be asked for in order from ``start``, as the training loop does.
-    """
+    :class:`WorldSource`); steps in order from ``start``."""
 
     def __init__(self, batch_size: int, resolution: int, seed: int, workers: int, start: int, steps: int):
-        self.world = WorldSource(batch_size, resolution, seed)
-        loader = torch.utils.data.DataLoader(_WorldSteps(self.world, start, steps), batch_size=None,
-                                             num_workers=workers, prefetch_factor=4)
-        self._it, self._step, self._batch = iter(loader), start - 1, None
+        super().__init__(batch_size, resolution, seed)
+        self._batch = Prefetch(WorldSource(batch_size, resolution, seed).images, start, steps, workers)
 
     def images(self, step: int, part: int = 0, parts: int = 1) -> torch.Tensor:
-        while self._step < step:
-            self._batch, self._step = next(self._it), self._step + 1
-        if self._step != step:
-            raise ValueError(f"prefetched world data is past step {step} (steps must not go backwards)")
-        size = self.world.batch_size // parts
-        return self._batch[part * size:(part + 1) * size]
-
-    def keys(self, step: int, part: int = 0, parts: int = 1) -> list[str]:
-        return self.world.keys(step, part, parts)
+        size = self.batch_size // parts
+        return self._batch(step)[part * size:(part + 1) * size]  # of the global batch (B,3,R,R)
 
 
 def make_source(cfg: DataConfig, batch_size: int, resolution: int, seed: int, start: int = 0, steps: int = 0):

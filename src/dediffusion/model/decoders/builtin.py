@@ -7,13 +7,10 @@ Imagen-like decoder does, Sec. 3) with v-prediction and a cosine schedule,
 and gives the UNet two fixed coordinate channels (CoordConv) so that position
 words are cheap to learn.
 
-Optional variants (off by default; README, "Findings"): pooled text in the
-timestep embedding, cross-attention at full resolution, a text -> layout
-readout as extra input channels (``layout.py``), and a PixArt-style DiT in
-place of the UNet. The shipped decoder uses the layout readout
-(``layout_channels=8``), which learned position words given a GPU's worth of
-steps; the others did not within this project's CPU budget and are kept,
-tested, for longer runs.
+A text -> layout readout as extra input channels (``layout.py``,
+``layout_channels=8`` in the shipped decoder) taught it position words given a
+GPU's worth of steps; the variants that did not are retired
+(``benchmarks/RESULTS.md``, "Removed options").
 """
 from __future__ import annotations
 
@@ -39,15 +36,8 @@ class BuiltinDecoderConfig:
     attention_heads: int = 2  # diffusers reads attention_head_dim as the head count
     norm_groups: int = 8
     coord_channels: bool = True
-    text_time_embedding: bool = False  # pooled text added to the timestep embedding (DeepFloyd IF's "text" addition)
-    full_resolution_attention: bool = False  # cross-attention in the first (full-resolution) block too
     layout_channels: int = 0  # > 0: text -> spatial layout maps as extra input channels (decoders/layout.py)
     layout_tokens: int = 40  # text states the layout reads (prompts up to 38 tokens)
-    denoiser: str = "unet"  # "unet" (UNet2DConditionModel) or "transformer" (PixArt-style DiT, 2-D position embeddings)
-    transformer_width: int = 128
-    transformer_layers: int = 6
-    transformer_heads: int = 4
-    patch_size: int = 2
     prediction_type: str = "v_prediction"
     beta_schedule: str = "squaredcos_cap_v2"
     num_train_timesteps: int = 1000
@@ -61,51 +51,19 @@ def _in_channels(cfg: BuiltinDecoderConfig) -> int:
 def _unet(cfg: BuiltinDecoderConfig):
     from diffusers import UNet2DConditionModel
 
-    n = len(cfg.unet_channels)
-    plain = 0 if cfg.full_resolution_attention else 1
-    down = ("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * (n - plain)
-    up = ("CrossAttnUpBlock2D",) * (n - plain) + ("UpBlock2D",) * plain
-    extra = {}
-    if cfg.text_time_embedding:  # every ResNet block sees the whole prompt: position words gate coordinate features
-        extra = {"addition_embed_type": "text", "addition_embed_type_num_heads": cfg.text_heads}
+    n = len(cfg.unet_channels)  # cross-attention in every block but the full-resolution one
     return UNet2DConditionModel(
         sample_size=cfg.resolution,
         in_channels=_in_channels(cfg),
         out_channels=3,
-        down_block_types=down,
-        up_block_types=up,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
         block_out_channels=tuple(cfg.unet_channels),
         layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.text_width,
         attention_head_dim=cfg.attention_heads,
         norm_num_groups=cfg.norm_groups,
-        **extra,
     )
-
-
-def _transformer(cfg: BuiltinDecoderConfig):
-    """A PixArt-alpha-style DiT: patches with fixed 2-D sin-cos position embeddings, self-attention,
-    cross-attention to the text states, adaLN-single timestep conditioning."""
-    from diffusers import PixArtTransformer2DModel
-
-    if cfg.transformer_width % cfg.transformer_heads:
-        raise ValueError(f"transformer_width {cfg.transformer_width} is not a multiple of {cfg.transformer_heads} heads")
-    return PixArtTransformer2DModel(
-        num_attention_heads=cfg.transformer_heads,
-        attention_head_dim=cfg.transformer_width // cfg.transformer_heads,
-        in_channels=_in_channels(cfg),
-        out_channels=3,
-        num_layers=cfg.transformer_layers,
-        cross_attention_dim=cfg.transformer_width,
-        caption_channels=cfg.text_width,
-        sample_size=cfg.resolution,
-        patch_size=cfg.patch_size,
-        interpolation_scale=1,
-        use_additional_conditions=False,
-    )
-
-
-DENOISERS = {"unet": _unet, "transformer": _transformer}
 
 
 def _text_encoder(cfg: BuiltinDecoderConfig, vocab_size: int):
@@ -140,9 +98,7 @@ class BuiltinDecoder(nn.Module, TextConditioner):
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
             self.text_encoder = _text_encoder(cfg, len(self.tokenizer))
-            if cfg.denoiser not in DENOISERS:
-                raise ValueError(f"unknown denoiser {cfg.denoiser!r} (known: {', '.join(DENOISERS)})")
-            self.unet = DENOISERS[cfg.denoiser](cfg)  # the name Stable Diffusion pipelines use
+            self.unet = _unet(cfg)  # the name Stable Diffusion pipelines use
             if cfg.layout_channels:
                 self.layout = TextLayout(cfg.text_width, cfg.layout_channels, cfg.resolution, cfg.layout_tokens)
         self.scheduler = DDPMScheduler(
@@ -163,10 +119,6 @@ class BuiltinDecoder(nn.Module, TextConditioner):
             x_t = torch.cat([x_t, grid.expand(b, -1, -1, -1)], dim=1)  # (B,5,H,W)
         if self.cfg.layout_channels:
             x_t = torch.cat([x_t, self.layout(cond).to(x_t.dtype)], dim=1)  # (B,5+C,H,W)
-        if self.cfg.denoiser == "transformer":
-            t = t.reshape(-1).expand(len(x_t))  # PixArt wants one timestep per sample
-            extra = {"resolution": None, "aspect_ratio": None}
-            return self.unet(x_t, encoder_hidden_states=cond, timestep=t, added_cond_kwargs=extra).sample
         return self.unet(x_t, t, encoder_hidden_states=cond).sample
 
     def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
@@ -176,12 +128,12 @@ class BuiltinDecoder(nn.Module, TextConditioner):
         return ((x + 1) / 2).clamp(0, 1)
 
     def loss(self, images: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-             min_snr_gamma: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-sample denoising loss (B,) of images (B,3,H,W in [0,1]) given text states."""
         x0 = self.to_model_space(images)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-        return diffusion.denoising_loss(self.model_fn, self.scheduler, x0, cond, t, noise, min_snr_gamma)
+        return diffusion.denoising_loss(self.model_fn, self.scheduler, x0, cond, t, noise)
 
     def latent_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, 3, self.resolution, self.resolution)

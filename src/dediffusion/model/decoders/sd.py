@@ -29,6 +29,7 @@ from torch import nn
 
 from dediffusion.model import diffusion
 from dediffusion.model.decoders.text import TextConditioner
+from dediffusion.pretrained import is_hub_id
 
 COMPONENTS = ("unet", "vae", "text_encoder")  # the weights a fingerprint covers
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,12 +45,9 @@ class StableDiffusionOptions:
 
 
 def is_diffusers_ref(ref) -> bool:
-    """A folder with ``model_index.json``, or something shaped like a hub id (``org/name``) that is no local path."""
+    """A folder with ``model_index.json``, or a hub id (``pretrained.is_hub_id``) that is no local path."""
     path = pathlib.Path(str(ref))
-    if path.exists():
-        return (path / "model_index.json").is_file()
-    parts = str(ref).split("/")
-    return len(parts) == 2 and all(parts) and not str(ref).startswith((".", "~"))
+    return (path / "model_index.json").is_file() if path.exists() else is_hub_id(str(ref))
 
 
 def _from_pretrained(cls, ref: str, subfolder: str, **kw):
@@ -134,14 +132,14 @@ class StableDiffusionDecoder(nn.Module, TextConditioner):
         return ((images.float() + 1) / 2).clamp(0, 1)
 
     def loss(self, images: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-             min_snr_gamma: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-sample denoising loss (B,) of images (B,3,H,W in [0,1]) given text states; noise is latent-shaped."""
         x0 = self.to_model_space(images)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         if noise.shape != x0.shape:
             raise ValueError(f"noise {tuple(noise.shape)} does not match the latents {tuple(x0.shape)}")
-        return diffusion.denoising_loss(self.model_fn, self.scheduler, x0, cond, t, noise.to(x0.dtype), min_snr_gamma)
+        return diffusion.denoising_loss(self.model_fn, self.scheduler, x0, cond, t, noise.to(x0.dtype))
 
     def latent_shape(self, batch: int) -> tuple[int, ...]:
         side = self.resolution // self.vae_factor
