@@ -5,13 +5,16 @@ never leaves a half-written file. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -32,16 +35,12 @@ def _atomic(path, write) -> None:
 
 
 def _fsync(path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # e.g. folders on platforms that cannot open them
         fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. folders on platforms that cannot open them
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
@@ -51,19 +50,11 @@ def _umask() -> int:
 
 
 def atomic_write_text(path, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _atomic(path, write)
+    _atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding="utf-8"))  # _atomic fsyncs it
 
 
 def atomic_copy(src, dst) -> None:
     """Copy a file so that ``dst`` is either absent/old or complete, never half-written."""
-    import shutil
-
     _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
@@ -99,8 +90,6 @@ def load_tensors(path, dtype: torch.dtype | None = torch.float32) -> dict[str, t
 
 def read_metadata(path) -> dict[str, str]:
     """The string metadata of a safetensors file (read from its header only)."""
-    from safetensors import safe_open
-
     path = _existing(path)
     try:
         with safe_open(str(path), "pt") as f:

@@ -27,10 +27,6 @@ def to_dict(cfg) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` (from JSON or a CLI string) against the annotation ``tp``."""
     origin = typing.get_origin(tp)
@@ -67,7 +63,7 @@ def from_dict(cls, data: dict[str, Any], where: str = "config"):
     """Build ``cls`` from a (JSON) dict; unknown keys or wrong types raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     data = {k: v for k, v in data.items() if k in fields or not _retired(k, v, where)}
     unknown = sorted(set(data) - fields)

@@ -36,10 +36,9 @@ def setup(device: str = "cpu") -> Dist:
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(dev)
-    owns = False
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        owns = True
     return Dist(rank=rank, world=world, device=dev, owns_group=owns)
 
 

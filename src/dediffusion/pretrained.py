@@ -5,6 +5,8 @@ import pathlib
 import re
 from importlib import resources
 
+from dediffusion.checkpoint import safe_child
+
 SHIPPED_PREFIX = "shipped:"
 NAMES = ("decoder", "encoder", "probe", "backbone")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -39,8 +41,6 @@ def resolve_in(folder, ref: str, default: str, field: str = "path", hub: bool = 
     With ``hub``, a hub id (``org/name``, not a folder inside ``folder``) is returned as the string:
     the model then comes from the hub cache, never from a path the config chose. ``flag``: the option
     that gives the model explicitly instead (named in the errors)."""
-    from dediffusion.checkpoint import safe_child
-
     if not ref or ref.startswith(SHIPPED_PREFIX):
         return resolve(ref, default)
     try:

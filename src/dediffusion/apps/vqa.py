@@ -11,16 +11,18 @@ k-shot with the paper's completion prompt.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from dediffusion.data.world.batches import scenes as scene_range
-from dediffusion.data.world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption
-from dediffusion.apps.answer import MAX_TOKENS, answers
+from dediffusion.data.world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption, sample_scene
+from dediffusion.apps.answer import MAX_TOKENS, answers, completions
 from dediffusion.apps.llm_prompts import Example, classification_prompt, first_line
 from dediffusion.apps.questions import CANDIDATES, KINDS, Question, is_correct, question_stream
 
@@ -45,39 +47,23 @@ class VQAEvalConfig:
 TextsFn = Callable[[list[Scene]], list[str]]  # scenes -> De-Diffusion texts of their rendered images
 
 
+CAPTIONS = {"human_caption": human_caption, "full_caption": full_caption, "no_context": lambda scene: ""}
+
+
 def _contexts(source: str, scenes: list[Scene], dd_texts: TextsFn) -> list[str]:
     if source == "dediffusion":
         return dd_texts(scenes)
-    if source == "human_caption":
-        return [human_caption(s) for s in scenes]
-    if source == "full_caption":
-        return [full_caption(s) for s in scenes]
-    if source == "no_context":
-        return ["" for _ in scenes]
-    raise ValueError(f"unknown context source {source!r} (sources: {', '.join(SOURCES)})")
+    if source not in CAPTIONS:
+        raise ValueError(f"unknown context source {source!r} (sources: {', '.join(SOURCES)})")
+    return [CAPTIONS[source](s) for s in scenes]
 
 
-def _complete_all(llm, prompts: list[str], cfg: VQAEvalConfig, desc: str, progress: bool) -> list[str]:
-    if hasattr(llm, "complete_many"):  # the local backend batches
-        out = []
-        for i in tqdm(range(0, len(prompts), cfg.batch_size), desc=desc, disable=not progress, leave=False):
-            out += llm.complete_many(prompts[i : i + cfg.batch_size], cfg.max_tokens, ("\n",), cfg.batch_size)
-    else:
-        out = [llm.complete(p, cfg.max_tokens, ("\n",)) for p in tqdm(prompts, desc=desc, disable=not progress,
-                                                                       leave=False)]
-    return [first_line(t) for t in out]
-
-
-def _answer_all(llm, queries: list, cfg: VQAEvalConfig, desc: str, progress: bool) -> list[str]:
+def _batched(fn, items: list, cfg: VQAEvalConfig, desc: str, progress: bool) -> list[str]:
+    """``fn(llm inputs, max_tokens, batch_size)`` over ``items``, ``cfg.batch_size`` at a time, with a bar."""
     out = []
-    for i in tqdm(range(0, len(queries), cfg.batch_size), desc=desc, disable=not progress, leave=False):
-        out += answers(llm, queries[i : i + cfg.batch_size], cfg.max_tokens, cfg.batch_size)
+    for i in tqdm(range(0, len(items), cfg.batch_size), desc=desc, disable=not progress, leave=False):
+        out += fn(items[i : i + cfg.batch_size], cfg.max_tokens, cfg.batch_size)
     return out
-
-
-def _shot_pool(cfg: VQAEvalConfig) -> tuple[list[Scene], list[tuple[int, Question]]]:
-    pool_scenes = scene_range(cfg.shot_seed, 0, 20 * len(KINDS))
-    return pool_scenes, question_stream(pool_scenes, cfg.shot_seed)
 
 
 def _pick_shots(pool: list[tuple[int, Question]], kind: str, k: int, rng: np.random.Generator) -> list[int]:
@@ -90,7 +76,8 @@ def eval_vqa(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
     """Accuracy per source and shot count, overall and by question kind."""
     queries = scene_range(cfg.seed, 0, cfg.n_questions)
     stream = question_stream(queries, cfg.seed)
-    pool_scenes, pool = _shot_pool(cfg)
+    pool_scenes = scene_range(cfg.shot_seed, 0, 20 * len(KINDS))  # few-shot examples are drawn from these
+    pool = question_stream(pool_scenes, cfg.shot_seed)
     result: dict = {}
     examples: list[dict] = []
     for source in cfg.sources:
@@ -104,7 +91,7 @@ def eval_vqa(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
                 shots = [Example(pool_ctx[pool[j][0]], pool[j][1].question, pool[j][1].answer)
                          for j in _pick_shots(pool, q.kind, k, rng)]
                 asks.append((ctx[i], q.question, shots))
-            preds = _answer_all(llm, asks, cfg, f"{source} {k}-shot", progress)
+            preds = _batched(partial(answers, llm), asks, cfg, f"{source} {k}-shot", progress)
             hits = [is_correct(p, q.answer, CANDIDATES[q.kind]) for p, (_, q) in zip(preds, stream)]
             by_kind = {kind: [h for h, (_, q) in zip(hits, stream) if q.kind == kind] for kind in KINDS}
             result[source][str(k)] = {
@@ -119,13 +106,9 @@ def eval_vqa(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
 
 
 def _single_object_scenes(seed: int, need: int) -> list[Scene]:
-    out, i = [], 0
-    while len(out) < need:
-        s = scene_range(seed, i, 1)[0]
-        i += 1
-        if len(s.objects) == 1:
-            out.append(s)
-    return out
+    """The first ``need`` scenes of stream ``seed`` that hold one object."""
+    single = (s for s in map(partial(sample_scene, seed), itertools.count()) if len(s.objects) == 1)
+    return list(itertools.islice(single, need))
 
 
 def _label(scene: Scene) -> str:
@@ -157,7 +140,8 @@ def eval_classification(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bo
         for support, query, _, _ in episodes:
             texts = _contexts(source, support + [query], dd_texts)
             prompts.append(classification_prompt(texts[-1], list(zip(texts[:-1], map(_label, support)))))
-        preds = _complete_all(llm, prompts, cfg, f"classify {source}", progress)
+        replies = _batched(partial(completions, llm), prompts, cfg, f"classify {source}", progress)
+        preds = [first_line(t) for t in replies]
         hits = [is_correct(p, t, tuple(c)) for p, (_, _, t, c) in zip(preds, episodes)]
         result[source] = {"accuracy": float(np.mean(hits)), "n": len(hits)}
     return {"classification": result, "classification_task": f"{cfg.ways}-way 1-shot, colour+shape of "

@@ -17,10 +17,11 @@ from __future__ import annotations
 import pathlib
 import re
 from itertools import islice
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import torch
 
+from dediffusion import distributed
 from dediffusion.bulk.stream import JsonlSink, Summary, encode_stream, read_jsonl, repair_jsonl
 from dediffusion.data.inputs import Loader
 
@@ -70,10 +71,6 @@ def merge_parts(out) -> int:
     return added
 
 
-def every_nth(items: Iterable, rank: int, world: int) -> Iterator:
-    return islice(items, rank, None, world)
-
-
 class OnDevice:
     """``texts(images)`` on the model's device (images arrive on the CPU)."""
 
@@ -95,7 +92,7 @@ def encode_ranked(model, items: Iterable[tuple[str, Loader]], out, batch_size: i
     for path in [pathlib.Path(out), *part_files(out)]:
         if path != sink.path:
             sink.done |= keys_in(path)
-    return encode_stream(model, every_nth(items, rank, world), sink, batch_size, on_error=on_error,
+    return encode_stream(model, islice(items, rank, None, world), sink, batch_size, on_error=on_error,
                          progress=progress)
 
 
@@ -103,8 +100,6 @@ def encode_command(model, items: Iterable[tuple[str, Loader]], out, batch_size: 
                    on_error: Callable[[str, str], None] | None = None,
                    report: Callable[[str], None] = print) -> Summary:
     """The ``encode --out`` command in one process or as one of torchrun's: encode, wait for all, merge."""
-    from dediffusion import distributed
-
     d = distributed.setup(device)
     summary = encode_ranked(OnDevice(model, d.device), items, out, batch_size, d.rank, d.world, on_error=on_error,
                             progress=None if d.main else False)

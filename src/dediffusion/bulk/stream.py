@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import torch
+from tqdm.auto import tqdm
 
 from dediffusion.data.images import ImageInputError, display_path
 from dediffusion.data.inputs import Loader
@@ -92,8 +93,6 @@ def encode_stream(model, items: Iterable[tuple[str, Loader]], out, batch_size: i
     Keys already in ``out`` are skipped; bad images are reported through
     ``on_error(key, message)`` and counted. ``progress=None`` shows a bar only on a terminal.
     """
-    from tqdm.auto import tqdm
-
     sink = out if hasattr(out, "write") else JsonlSink(out)
     summary = Summary()
     report = on_error or (lambda key, message: None)
@@ -114,9 +113,7 @@ def encode_stream(model, items: Iterable[tuple[str, Loader]], out, batch_size: i
 def repair_jsonl(path) -> int:
     """Cut a partial last line (no trailing newline) left by a killed writer; returns bytes removed."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        return 0
-    size = path.stat().st_size
+    size = path.stat().st_size if path.is_file() else 0
     if size == 0:
         return 0
     with open(path, "rb+") as f:

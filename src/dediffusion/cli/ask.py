@@ -5,35 +5,24 @@ import json
 import pathlib
 import sys
 
+import torch
+
+from dediffusion.apps.answer import MAX_TOKENS, replies, shown_prompt
+from dediffusion.apps.llm import LLMError, LocalLLM, default_llm
+from dediffusion.apps.llm_prompts import chat_messages, extract_answer, first_sentence, load_shots
+from dediffusion.apps.remote import API_KEY_ENV, RemoteConfig, RemoteLLM
+from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
 from dediffusion.cli.common import err
+from dediffusion.data.images import ImageInputError, load_image
+from dediffusion.data.world.batches import images_tensor
+from dediffusion.model.autoencoder import load_model
 
 CHAT_TURNS_KEPT = 6  # earlier (question, answer) turns kept in the prompt: a 135M model's context is short
 CHAT_MAX_TOKENS = 48  # replies are cut to their first sentence; a 135M model's later ones repeat the context
 
 
-def _encoder(path):
-    from dediffusion.model.autoencoder import load_dediffusion
-    from dediffusion.pretrained import resolve
-
-    return load_dediffusion(resolve(path, "encoder")).eval()
-
-
-def image_text(model, path) -> str:
-    """The De-Diffusion text of one image file (raises ImageInputError for a bad file)."""
-    import torch
-
-    from dediffusion.data.images import load_image
-
-    image = load_image(path, model.decoder.resolution)
-    with torch.inference_mode():
-        return model.texts(image[None])[0]
-
-
 def build_llm(a):
     """The backend the flags ask for: remote with --llm-url, a local folder with --llm-dir, else SmolLM2."""
-    from dediffusion.apps.llm import LocalLLM, default_llm
-    from dediffusion.apps.remote import RemoteConfig, RemoteLLM
-
     if a.llm_url:
         return RemoteLLM(RemoteConfig(url=a.llm_url, model=a.llm_model, api_key_env=a.llm_key_env,
                                       timeout_s=a.llm_timeout, retries=a.llm_retries))
@@ -43,37 +32,30 @@ def build_llm(a):
 
 
 def _context_and_llm(a):
-    """(context text, llm): ``--text`` as given, else the image's De-Diffusion text; None after one error line."""
-    from dediffusion.data.images import ImageInputError
-
+    """(context text, llm): ``--text`` as given, else the image's De-Diffusion text (a bad one: ValueError)."""
     if (a.image is None) == (a.text is None):
-        err("give an image file or --text TEXT" if a.image is None else "give an image file or --text, not both")
-        return None
+        raise ValueError("give an image file or --text TEXT" if a.image is None
+                         else "give an image file or --text, not both")
     if a.text is not None:
         text = a.text
-    else:
+    else:  # the image's De-Diffusion text
+        model = load_model(a.model)
         try:
-            text = image_text(_encoder(a.model), a.image)
+            image = load_image(a.image, model.decoder.resolution)
         except ImageInputError as e:
-            err(str(e))
-            return None
+            raise ValueError(str(e)) from None
+        with torch.inference_mode():
+            text = model.texts(image[None])[0]
     if a.show_context:
         print(f"image text: {text}", file=sys.stderr)
     return text, build_llm(a)
 
 
 def cmd_ask(a) -> int:
-    from dediffusion.apps.answer import replies, shown_prompt
-    from dediffusion.apps.llm_prompts import extract_answer, load_shots
-
     if not a.question.strip():
-        err("empty question")
-        return 2
+        raise ValueError("empty question")
     shots = load_shots(a.shots) if a.shots else []
-    got = _context_and_llm(a)
-    if got is None:
-        return 2
-    text, llm = got
+    text, llm = _context_and_llm(a)
     query = (text, a.question, shots)
     if a.show_prompt:
         print(shown_prompt(llm, query), file=sys.stderr)
@@ -87,12 +69,7 @@ def cmd_ask(a) -> int:
 
 
 def cmd_chat(a) -> int:
-    from dediffusion.apps.llm_prompts import chat_messages, first_sentence
-
-    got = _context_and_llm(a)
-    if got is None:
-        return 2
-    text, llm = got
+    text, llm = _context_and_llm(a)
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask about the image; an empty line or Ctrl-D ends.", file=sys.stderr)
@@ -131,29 +108,22 @@ def _report(result: dict, a) -> int:
 
 
 def cmd_vqa_eval(a) -> int:
-    from dediffusion.data.world.batches import images_tensor
-    from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
-
     if a.merge:
         return _report(merge_results([json.loads(pathlib.Path(f).read_text()) for f in a.merge]), a)
     shots = tuple(int(s) for s in a.shots.split(",") if s.strip())
     sources = tuple(s.strip() for s in a.sources.split(",") if s.strip())
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
-        err(f"unknown context source(s) {', '.join(unknown)} (sources: {', '.join(SOURCES)})")
-        return 2
-    model = _encoder(a.model)
+        raise ValueError(f"unknown context source(s) {', '.join(unknown)} (sources: {', '.join(SOURCES)})")
+    model = load_model(a.model)
     cfg = VQAEvalConfig(seed=a.seed, shot_seed=a.shot_seed, n_questions=a.n, shots=shots, sources=sources,
                         n_episodes=a.episodes, ways=a.ways, batch_size=a.batch_size,
                         max_tokens=a.max_tokens or VQAEvalConfig.max_tokens, train_seed=model.cfg.train_seed)
     if cfg.train_seed in (cfg.seed, cfg.shot_seed):
-        err(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
-        return 2
+        raise ValueError(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
     llm = build_llm(a)
 
     def dd_texts(scenes):
-        import torch
-
         with torch.inference_mode():
             return model.texts(images_tensor(scenes, model.decoder.resolution))
 
@@ -163,8 +133,6 @@ def cmd_vqa_eval(a) -> int:
 def _guarded(func):
     """LLM failures end the command with one error line and exit status 1."""
     def run(a) -> int:
-        from dediffusion.apps.llm import LLMError
-
         try:
             return func(a)
         except LLMError as e:
@@ -174,8 +142,6 @@ def _guarded(func):
 
 
 def llm_flags(p) -> None:
-    from dediffusion.apps.remote import API_KEY_ENV
-
     g = p.add_argument_group("language model (default: SmolLM2-135M-Instruct, offline)")
     g.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--llm-model", default="default", help="model name sent to --llm-url")
@@ -195,8 +161,6 @@ def _context_flags(p) -> None:
 
 
 def add_parsers(sub) -> None:
-    from dediffusion.apps.answer import MAX_TOKENS
-
     p = sub.add_parser("ask", help="answer a question about an image with an LLM reading its De-Diffusion text",
                        usage="dediffusion ask (IMAGE | --text TEXT) QUESTION [options]")
     _context_flags(p)

@@ -6,20 +6,21 @@ import pathlib
 import sys
 
 import torch
+from PIL import Image, ImageDraw
 
 from dediffusion.model.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS
-from dediffusion.cli.common import backbone_flag, decoder_flag, err, load_model, tokens_flag
+from dediffusion.cli.common import encoder_flags, err
+from dediffusion.data.images import ImageInputError, display_path, load_image, to_pil
+from dediffusion.eval.explain import VARIANTS, attribution
+from dediffusion.model.attribute_cnn import load_probe
+from dediffusion.model.autoencoder import load_model
+from dediffusion.pretrained import resolve
 
 TILE = 112  # pixels per tile side in explain.png
 COLUMNS = 8
 
 
 def cmd_explain(a) -> int:
-    from dediffusion.eval.explain import VARIANTS, attribution
-    from dediffusion.data.images import ImageInputError, display_path, load_image
-    from dediffusion.pretrained import resolve
-    from dediffusion.model.attribute_cnn import load_probe
-
     model = load_model(a.model, a.decoder, a.tokens, a.backbone)
     try:
         image = load_image(a.image, model.decoder.resolution)
@@ -54,10 +55,7 @@ def _print_table(data: dict) -> None:
 
 def _tile(image: torch.Tensor):
     """(3,H,W) in [0,1] -> a TILE x TILE PIL image (nearest when enlarging: pixels stay visible)."""
-    from PIL import Image
-
-    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    im = Image.fromarray(arr)
+    im = to_pil(image)
     mode = Image.Resampling.NEAREST if im.width <= TILE else Image.Resampling.BOX
     return im.resize((TILE, TILE), mode)
 
@@ -71,8 +69,6 @@ def heat_colours(heat: torch.Tensor, top: float) -> torch.Tensor:
 def explain_grid(result, data: dict):
     """Original and reconstruction, then one heat map per token and variant (per distinct word for
     ``remove_word``), labelled "position: word variant"; one colour scale for all."""
-    from PIL import Image, ImageDraw
-
     heats = {v: result.heat(v) for v in result.variants}
     top = max(float(h.max()) for h in heats.values()) if result.ids else 0.0
     tiles = [(result.image, "original"), (result.reconstruction, "reconstruction")]
@@ -99,10 +95,7 @@ def add_parsers(sub) -> None:
                        "noise; writes explain.json and explain.png")
     p.add_argument("image")
     p.add_argument("-o", "--output", default="out/explain", help="output folder (default: out/explain)")
-    p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
-    decoder_flag(p, "the one the encoder was trained against")
-    tokens_flag(p)
-    backbone_flag(p)
+    encoder_flags(p)
     p.add_argument("--probe", help="attribute probe folder (default: the shipped probe with the built-in world "
                    "decoder, none with any other)")
     p.add_argument("--variant", choices=("remove", "replace", "remove_word", "all"), default="all",

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import pathlib
 
-from dediffusion.model.autoencoder import load_dediffusion
+from dediffusion.model.autoencoder import load_model
 from dediffusion.model.sampling import generate
 from dediffusion.data.images import grid, save_image
-from dediffusion.pretrained import shipped
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import human_caption
 
 
 def run_demo(out, n: int = 6, seed: int = 12345, steps: int = 25, guidance: float = 3.0) -> pathlib.Path:
     """Print text vs caption for ``n`` unseen scenes; write ``grid.png`` (original | from text | from caption)."""
-    model = load_dediffusion(shipped("encoder"))
+    model = load_model()  # the shipped encoder
     batch = scenes(seed, 0, n)
     images = images_tensor(batch, model.decoder.resolution)
     texts = model.texts(images)

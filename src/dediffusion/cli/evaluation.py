@@ -1,13 +1,23 @@
 """``dediffusion eval`` (the report) and ``dediffusion invert`` (per-image prompt optimisation)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import sys
 import time
 
+from dediffusion.bulk.stream import Summary, batches
 from dediffusion.model.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS
-from dediffusion.cli.common import backbone_flag, decoder_flag, err, load_model, report_bad, tokens_flag
+from dediffusion.cli.common import backbone_flag, decoder_flag, encoder_flags, report_bad
+from dediffusion.data.images import display_path
+from dediffusion.data.inputs import image_items
+from dediffusion.eval.evaluate import DEFAULT_SOURCES, EvalConfig, SOURCES, SPLITS, evaluate_sweep, split_name
+from dediffusion.eval.invert import InvertConfig, invert_texts
+from dediffusion.eval.report import fmt, write_report
+from dediffusion.model.attribute_cnn import load_probe
+from dediffusion.model.autoencoder import load_model
+from dediffusion.pretrained import resolve
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -27,8 +37,6 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
 
 def _command(a) -> str:
     """The eval command line with every setting spelled out (for the report)."""
-    from dediffusion.eval.evaluate import split_name
-
     split = split_name(a.seed)
     parts = ["dediffusion", "eval", *(("--split", split) if split != "custom" else ("--seed", a.seed)), "--n", a.n,
              "--steps", a.steps, "--cfg", a.cfg,
@@ -45,31 +53,21 @@ def _command(a) -> str:
 
 
 def _missing_packages(a) -> list[str]:
-    import importlib.util
-
     need = (["torchmetrics"] if a.features else []) + (["matplotlib"] if a.report else [])
     return [n for n in need if importlib.util.find_spec(n) is None]
 
 
 def cmd_eval(a) -> int:
-    from dediffusion.eval.evaluate import SOURCES, SPLITS, EvalConfig, evaluate_sweep
-    from dediffusion.eval.invert import InvertConfig
-    from dediffusion.pretrained import resolve
-    from dediffusion.model.attribute_cnn import load_probe
-
     missing = _missing_packages(a)
     if missing:
-        err(f"eval needs {' and '.join(missing)}: pip install 'dediffusion[report]'")
-        return 2
+        raise ValueError(f"eval needs {' and '.join(missing)}: pip install 'dediffusion[report]'")
     a.seed = SPLITS[a.split] if a.seed is None else a.seed  # --seed overrides --split
     bad = sorted({s for p in a.pairs for s in p} - set(SOURCES))
     if bad:
-        err(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
-        return 2
+        raise ValueError(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
     model = load_model(a.model, a.decoder, a.tokens, a.backbone)
     if a.seed == model.cfg.train_seed:
-        err(f"--seed {a.seed} is the training seed; pick an unseen one")
-        return 2
+        raise ValueError(f"--seed {a.seed} is the training seed; pick an unseen one")
     probe = load_probe(resolve(a.probe, "probe"))
     cfg = EvalConfig(seed=a.seed, n=a.n, steps=a.steps, guidance=a.guidance or (a.cfg,), headline=a.cfg,
                      sources=a.sources, features=a.features, batch=a.batch_size, pairs=a.pairs,
@@ -78,8 +76,6 @@ def cmd_eval(a) -> int:
     result = evaluate_sweep(model, probe, cfg, progress=not a.json, features_out=features)
     result["decoder"] = str(a.decoder or model.cfg.decoder_path or "shipped:decoder")
     if a.report:
-        from dediffusion.eval.report import write_report
-
         for path in write_report(result, a.report, _command(a), features=features):
             print(f"wrote {path}", file=sys.stderr)
     if a.json:
@@ -91,8 +87,6 @@ def cmd_eval(a) -> int:
 
 def _print_summary(r: dict) -> None:
     """Headline numbers at the headline guidance, the floor and the paired margins."""
-    from dediffusion.eval.report import fmt
-
     print(f"split {r['split']} (seed {r['seed']}), n = {r['n']}, guidance {r['guidance']:g}")
     fd, kid = r["frechet_distance"], r["kid"]
     for k, v in r["accuracy"].items():
@@ -108,16 +102,10 @@ def _print_summary(r: dict) -> None:
 
 
 def cmd_invert(a) -> int:
-    from dediffusion.bulk.stream import Summary, batches
-    from dediffusion.data.inputs import image_items
-    from dediffusion.data.images import display_path
-    from dediffusion.eval.invert import InvertConfig, invert_texts
-
     model = load_model(a.model, a.decoder, backbone=a.backbone)
     n = model.cfg.encoder.num_tokens
     if a.init == "encoder" and a.tokens not in (None, n):
-        err(f"--init encoder refines the encoder's {n} tokens; drop --tokens {a.tokens}")
-        return 2
+        raise ValueError(f"--init encoder refines the encoder's {n} tokens; drop --tokens {a.tokens}")
     cfg = InvertConfig(steps=a.steps, num_tokens=a.tokens or 0, init=a.init, lr=a.lr, tau_start=a.tau_start,
                        noise_scale=a.noise_scale, batch_size=a.batch_size, seed=a.seed)
     summary, seconds = Summary(), 0.0
@@ -135,8 +123,6 @@ def cmd_invert(a) -> int:
 
 
 def add_parsers(sub) -> None:
-    from dediffusion.eval.evaluate import DEFAULT_SOURCES, SOURCES, SPLITS
-
     p = sub.add_parser("eval", help="reconstruction quality of each prompt source: probe accuracy, Frechet distance")
     named = ", ".join(f"{k} = seed {v}" for k, v in SPLITS.items())
     p.add_argument("--split", choices=tuple(SPLITS), default="dev",
@@ -152,11 +138,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--features", type=_names, default=("probe",), metavar="F1,...",
                    help="Frechet-distance feature spaces: probe, efficientnet (default: probe)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--model")
-    tokens_flag(p)
-    backbone_flag(p)
+    encoder_flags(p, "the one the encoder was trained against; another one tests transfer")
     p.add_argument("--probe")
-    decoder_flag(p, "the one the encoder was trained against; another one tests transfer")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--invert-steps", type=int, default=300, help="optimisation steps of the 'inverted' source")
     p.add_argument("--invert-batch", type=int, default=16, help="images optimised in parallel")

@@ -9,21 +9,31 @@ import pathlib
 import sys
 import warnings
 
-from dediffusion.cli.common import (backbone_flag, decoder_flag, err, load_model, report_bad, sampling_flags,
-                                    threads, tokens_flag)
+from dediffusion.bulk.ranked import encode_command
+from dediffusion.bulk.stream import StreamSink, Summary, batches, encode_stream
+from dediffusion.cli import ask, attribution, evaluation, serving
+from dediffusion.cli.common import decoder_flag, encoder_flags, err, report_bad, sampling_flags, threads
+from dediffusion.cli.demo import run_demo
+from dediffusion.config import ConfigError, apply_overrides
+from dediffusion.configs import missing_start, preset
+from dediffusion.data.images import display_path, grid, save_image
+from dediffusion.data.inputs import image_items
+from dediffusion.data.prompts import check_prompt, clean_prompt
+from dediffusion.data.shards import data_items
+from dediffusion.model.autoencoder import load_model
+from dediffusion.model.decoders import load_decoder
+from dediffusion.model.sampling import generate
+from dediffusion.pretrained import resolve
+from dediffusion.train import fit_decoder, fit_encoder, fit_probe  # as modules: tests replace their runners
+from dediffusion.train.defaults import describe, fit_to_decoder, override_keys
+from dediffusion.train.export import export
 
 
 def cmd_encode(a) -> int:
-    from dediffusion.bulk.stream import StreamSink, encode_stream
-    from dediffusion.bulk.ranked import encode_command
-    from dediffusion.data.shards import data_items
-
     if a.out and a.format == "text":
-        err("--out writes JSONL; drop --format text")
-        return 2
+        raise ValueError("--out writes JSONL; drop --format text")
     if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        err("several processes need --out (each writes a part file; rank 0 merges them)")
-        return 2
+        raise ValueError("several processes need --out (each writes a part file; rank 0 merges them)")
     model = load_model(a.model, a.decoder, a.tokens, a.backbone)
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
     if a.out:  # one process, or one of torchrun's (bulk/ranked.py)
@@ -37,20 +47,12 @@ def cmd_encode(a) -> int:
 
 
 def cmd_decode(a) -> int:
-    from dediffusion.model.decoders import load_decoder
-    from dediffusion.model.sampling import generate
-    from dediffusion.data.images import save_image
-    from dediffusion.pretrained import resolve
-    from dediffusion.data.prompts import check_prompt, clean_prompt
-
     if not clean_prompt(a.text) and not a.allow_empty:
-        err("empty text: give a prompt (use --allow-empty for an unconditional sample)")
-        return 2
+        raise ValueError("empty text: give a prompt (use --allow-empty for an unconditional sample)")
     decoder = load_decoder(resolve(a.decoder, "decoder")).eval()
     prompt = check_prompt(decoder, a.text)
     if prompt.text and not prompt.tokens and not a.allow_empty:
-        err("the text has no tokens the decoder can read")
-        return 2
+        raise ValueError("the text has no tokens the decoder can read")
     if prompt.dropped:
         print(f"warning: text truncated to the decoder's context: {prompt.dropped} of {prompt.tokens} tokens "
               f"dropped (it reads {prompt.limit})", file=sys.stderr)
@@ -63,11 +65,6 @@ def cmd_decode(a) -> int:
 
 
 def cmd_reconstruct(a) -> int:
-    from dediffusion.bulk.stream import Summary, batches
-    from dediffusion.data.inputs import image_items
-    from dediffusion.model.sampling import generate
-    from dediffusion.data.images import display_path, grid, save_image
-
     model = load_model(a.model, a.decoder, a.tokens, a.backbone)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,8 +92,6 @@ def _unique(stem: str, used: set[str]) -> str:
 
 
 def cmd_demo(a) -> int:
-    from dediffusion.cli.demo import run_demo
-
     run_demo(a.output, n=a.n, seed=a.seed, steps=a.steps, guidance=a.cfg)
     return 0
 
@@ -105,44 +100,28 @@ def _base_config(a, default):
     """The subcommand's default config, or ``--preset NAME`` (``dediffusion/configs/``; one for this subcommand)."""
     if not a.preset:
         return default()
-    from dediffusion.configs import preset
-
     return preset(a.preset, a.command)
 
 
-def _check_start(a, cfg) -> bool:
-    """False (with the reason on stderr) when a preset's ``init_from`` is an earlier stage not run yet."""
-    if not a.preset:
-        return True
-    from dediffusion.configs import missing_start
-
-    problem = missing_start(a.preset, cfg)
+def _check_start(a, cfg) -> None:
+    """ValueError when a preset's ``init_from`` is an earlier stage not run yet."""
+    problem = missing_start(a.preset, cfg) if a.preset else None
     if problem:
-        err(problem)
-    return problem is None
+        raise ValueError(problem)
 
 
 def cmd_pretrain_decoder(a) -> int:
-    from dediffusion.config import apply_overrides
-    from dediffusion.train.fit_decoder import DecoderTrainConfig, pretrain_decoder
-
-    cfg = apply_overrides(_base_config(a, DecoderTrainConfig), a.set)
-    if not _check_start(a, cfg):
-        return 2
-    pretrain_decoder(cfg, a.output, resume=a.resume, stop_at=a.stop_at)
+    cfg = apply_overrides(_base_config(a, fit_decoder.DecoderTrainConfig), a.set)
+    _check_start(a, cfg)
+    fit_decoder.pretrain_decoder(cfg, a.output, resume=a.resume, stop_at=a.stop_at)
     return 0
 
 
 def cmd_train(a) -> int:
-    from dediffusion.config import apply_overrides
-    from dediffusion.pretrained import resolve
-    from dediffusion.train.defaults import describe, fit_to_decoder, override_keys
-    from dediffusion.train.fit_encoder import EncoderTrainConfig, train_encoder
-
     sets = a.set + (["model.encoder.freeze_backbone=false"] if a.unfreeze_backbone else [])
-    cfg = apply_overrides(_base_config(a, EncoderTrainConfig), sets)
-    if not (a.resume or _check_start(a, cfg)):
-        return 2
+    cfg = apply_overrides(_base_config(a, fit_encoder.EncoderTrainConfig), sets)
+    if not a.resume:
+        _check_start(a, cfg)
     if a.data:  # image folders / WebDataset shards instead of the embedded world (train/sources.py)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=tuple(a.data)))
     if a.cache_features:  # the frozen backbone's features, computed once (train/feature_cache.py)
@@ -151,22 +130,17 @@ def cmd_train(a) -> int:
     cfg = fit_to_decoder(cfg, decoder, {"model"} if a.preset else override_keys(sets))  # train/defaults.py
     if int(os.environ.get("RANK", "0")) == 0:
         print(describe(cfg, decoder), file=sys.stderr)
-    train_encoder(cfg, a.output, decoder, resume=a.resume, stop_at=a.stop_at)
+    fit_encoder.train_encoder(cfg, a.output, decoder, resume=a.resume, stop_at=a.stop_at)
     return 0
 
 
 def cmd_train_probe(a) -> int:
-    from dediffusion.config import apply_overrides
-    from dediffusion.train.fit_probe import ProbeTrainConfig, train_probe
-
-    acc = train_probe(apply_overrides(_base_config(a, ProbeTrainConfig), a.set), a.output)
+    acc = fit_probe.train_probe(apply_overrides(_base_config(a, fit_probe.ProbeTrainConfig), a.set), a.output)
     print(json.dumps(acc, indent=2))
     return 0
 
 
 def cmd_export(a) -> int:
-    from dediffusion.train.export import export
-
     export(a.kind, a.run, a.output, decoder_ref=a.decoder_ref, overrides=a.overrides)
     return 0
 
@@ -174,18 +148,21 @@ def cmd_export(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dediffusion", description="De-Diffusion: images as text and back.")
     sub = ap.add_subparsers(dest="command", required=True)
+    for add_parsers in (_image_parsers, evaluation.add_parsers, attribution.add_parsers, _training_parsers,
+                        ask.add_parsers, serving.add_parsers):
+        add_parsers(sub)
+    return ap
 
+
+def _image_parsers(sub) -> None:
     p = sub.add_parser("encode", help="image files and folders -> De-Diffusion text")
     p.add_argument("images", nargs="+", help="image files, folders (walked recursively), WebDataset .tar shards")
-    p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
     p.add_argument("--format", choices=("text", "jsonl"), help="stdout format (default: text)")
     p.add_argument("--out", help="append JSONL here, flushed per batch; rerunning skips images already in it "
                    "(under torchrun: one part file per process, merged at the end)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
-    decoder_flag(p, "the one the encoder was trained against")
-    tokens_flag(p)
-    backbone_flag(p)
+    encoder_flags(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")
@@ -200,21 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="image(s) -> text -> image(s); writes original|reconstruction PNGs")
     p.add_argument("images", nargs="+", help="image files and/or folders (walked recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--model")
     p.add_argument("--scale", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
-    decoder_flag(p, "the one the encoder was trained against")
-    tokens_flag(p)
-    backbone_flag(p)
+    encoder_flags(p)
     sampling_flags(p)
     p.set_defaults(func=cmd_reconstruct)
-
-    from dediffusion.cli.evaluation import add_parsers
-
-    add_parsers(sub)
-    from dediffusion.cli.attribution import add_parsers as add_explain_parsers
-
-    add_explain_parsers(sub)
 
     p = sub.add_parser("demo", help="encode fresh scenes, print texts, write a comparison grid")
     p.add_argument("-o", "--output", default="out/demo")
@@ -222,26 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_flags(p)
     p.set_defaults(func=cmd_demo, seed=12345)
 
-    for name, func, help_ in (("pretrain-decoder", cmd_pretrain_decoder, "train the built-in decoder"),
-                              ("train", cmd_train, "train the De-Diffusion encoder against a frozen decoder"),
-                              ("train-probe", cmd_train_probe, "train the attribute probe")):
+
+def _training_parsers(sub) -> None:
+    for name, func, help_, example in (
+            ("pretrain-decoder", cmd_pretrain_decoder, "train the built-in decoder", "world_decoder"),
+            ("train", cmd_train, "train the De-Diffusion encoder against a frozen decoder",
+             "world_encoder or paper_sd21"),
+            ("train-probe", cmd_train_probe, "train the attribute probe", "world_probe")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--out", dest="output", required=True)
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. lr=3e-4")
         if name != "train-probe":
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
             p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (continue with --resume)")
-        p.add_argument("--preset", help="start from a recipe in dediffusion/configs/, e.g. " + {
-            "train": "world_encoder or paper_sd21", "pretrain-decoder": "world_decoder",
-            "train-probe": "world_probe"}[name] + "; its docstring gives the commands, cost and result")
-        if name == "train":
-            decoder_flag(p, "shipped")
-            p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
-            p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset "
-                           ".tar shards (default: the embedded world); --set data.shuffle_buffer=N")
-            p.add_argument("--cache-features", metavar="DIR", help="store a frozen backbone's features in DIR and "
-                           "read them back when an image comes round again (epochs, repeated runs)")
+        p.add_argument("--preset", help=f"start from a recipe in dediffusion/configs/, e.g. {example}; its docstring "
+                       "gives the commands, cost and result")
         p.set_defaults(func=func)
+    p = sub.choices["train"]
+    decoder_flag(p, "shipped")
+    p.add_argument("--unfreeze-backbone", action="store_true", help="fine-tune a pretrained backbone")
+    p.add_argument("--data", nargs="+", metavar="DIR_OR_SHARD", help="train on image folders / WebDataset .tar shards "
+                   "(default: the embedded world); --set data.shuffle_buffer=N")
+    p.add_argument("--cache-features", metavar="DIR", help="store a frozen backbone's features in DIR and read them "
+                   "back when an image comes round again (epochs, repeated runs)")
 
     p = sub.add_parser("export", help="training folder -> compact fp16 inference checkpoint")
     p.add_argument("kind", choices=("decoder", "encoder", "probe"))
@@ -252,23 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for encoders: inference settings, e.g. head.inference=sample head.sample_temperature=0.5")
     p.set_defaults(func=cmd_export)
 
-    from dediffusion.cli.ask import add_parsers as add_llm_parsers
-
-    add_llm_parsers(sub)
-    from dediffusion.cli.serving import add_parsers as add_serve_parsers
-
-    add_serve_parsers(sub)
-    return ap
-
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     threads()
-    from dediffusion.config import ConfigError
-
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, ValueError) as e:  # one line, exit status 2: a usage error too
         err(str(e))
         return 2
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from dediffusion.cli.ask import build_llm, llm_flags
 from dediffusion.serve.settings import ServeConfig
 
 MISSING = "dediffusion serve needs FastAPI and uvicorn: pip install 'dediffusion[serve]'"
@@ -23,8 +24,6 @@ def cmd_serve(a) -> int:
     except ImportError:
         print(f"error: {MISSING}", file=sys.stderr)
         return 2
-    from dediffusion.cli.ask import build_llm
-
     cfg = config_from_args(a)
     app = create_app(cfg, llm_factory=lambda: build_llm(a))
     print(f"dediffusion serve: http://{a.host}:{a.port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
@@ -33,8 +32,6 @@ def cmd_serve(a) -> int:
 
 
 def add_parsers(sub) -> None:
-    from dediffusion.cli.ask import llm_flags
-
     d = ServeConfig()
     p = sub.add_parser("serve", help="HTTP API (encode, decode, reconstruct, ask) and a web page at /")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")

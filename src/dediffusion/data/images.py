@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import pathlib
 import stat
@@ -9,6 +10,7 @@ import warnings
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 
 MAX_PIXELS = 64_000_000  # decompression-bomb guard: checked on the header, before any pixel is decoded
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -69,16 +71,12 @@ def load_image(path, resolution: int) -> torch.Tensor:
 
 def load_image_bytes(data: bytes, name: str, resolution: int) -> torch.Tensor:
     """Encoded image bytes (e.g. a tar member) -> like ``load_image``; ``name`` names it in errors."""
-    import io
-
     if not data:
         raise ImageInputError(f"{name}: empty file (0 bytes)")
     return _decode(io.BytesIO(data), name, resolution, None)
 
 
 def _decode(source, name: str, resolution: int, path) -> torch.Tensor:
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and EXIF warnings: the checks below decide
@@ -115,8 +113,6 @@ def pil_image_tensor(im, resolution: int) -> torch.Tensor:
 
 def _pixels(im, resolution: int) -> np.ndarray:
     """An opened PIL image -> (resolution, resolution, 3) float32 in [0, 1]."""
-    from PIL import Image, ImageOps
-
     im.seek(0)  # first frame of animations
     if im.format == "JPEG":
         im.draft("RGB", (resolution, resolution))  # decode large JPEGs at a reduced scale
@@ -134,18 +130,19 @@ def _pixels(im, resolution: int) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
+def to_pil(image, scale: int = 1):
+    """(3,H,W) tensor in [0,1] or (H,W,3)-uint8 array -> PIL image, optionally upscaled (nearest) for viewing."""
+    if torch.is_tensor(image):
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    im = Image.fromarray(image)
+    return im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) if scale != 1 else im
+
+
 def save_image(images: torch.Tensor, path, scale: int = 1) -> None:
     """(3,H,W) or (H,W,3)-uint8 array -> PNG, optionally upscaled (nearest) for viewing."""
-    from PIL import Image
-
-    if torch.is_tensor(images):
-        images = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    im = Image.fromarray(images)
-    if scale != 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+    to_pil(images, scale).save(path)
 
 
 def grid(rows: list[list[torch.Tensor]], pad: int = 1) -> torch.Tensor:

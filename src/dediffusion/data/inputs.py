@@ -45,11 +45,7 @@ def iter_inputs(paths: Iterable[str | os.PathLike], accept: Callable[[str], bool
     """
     for p in paths:
         p = os.fspath(p)
-        try:
-            is_dir = os.path.isdir(p)
-        except OSError:  # pragma: no cover - isdir swallows OSError on all supported Pythons
-            is_dir = False
-        if is_dir:
+        if os.path.isdir(p):  # never raises: an unreadable path is "not a folder" and is tried as a file
             yield from _walk(p, set(), accept, sort)
         else:
             yield InputItem(p, p)

@@ -221,9 +221,8 @@ def _features(cfg: EvalConfig, dists: dict, floor: dict, dist: dict) -> dict[str
 
 def best_guidance(fd: dict, guidance) -> dict:
     """Per feature space and source: the guidance with the lowest Frechet distance, and that distance."""
-    out = {}
+    out = {f: {} for f in fd}
     for f, per in fd.items():
-        out[f] = {}
         for k, values in per.items():
             scored = [(v, g) for v, g in zip(values, guidance) if v is not None]
             if scored:

@@ -25,8 +25,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dediffusion.data.images import pil_image_tensor
+from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, RESOLUTION, SIZES
+from dediffusion.model.attribute_cnn import CONTENTS, load_probe
 from dediffusion.model.sampling import generate_ids
 from dediffusion.model.tokenizer import decode_ids
+from dediffusion.pretrained import shipped
 
 NEUTRAL_WORD = "a"
 VARIANTS = ("remove", "replace", "remove_word")
@@ -98,8 +102,6 @@ def as_image(image, resolution: int) -> torch.Tensor:
         return x
     if not hasattr(image, "convert"):
         raise ValueError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
-    from dediffusion.data.images import pil_image_tensor
-
     return pil_image_tensor(image, resolution)
 
 
@@ -176,16 +178,11 @@ def explain_image(model, image, *, seed: int = 0, guidance: float = 3.0, steps: 
 
 @functools.lru_cache(maxsize=1)
 def _shipped_probe():
-    from dediffusion.pretrained import shipped
-    from dediffusion.model.attribute_cnn import load_probe
-
     return load_probe(shipped("probe"))
 
 
 def default_probe(decoder):
     """The shipped probe for the built-in decoder at the world's resolution; None for any other decoder."""
-    from dediffusion.data.world.scenes import RESOLUTION
-
     if getattr(decoder, "kind", "") != "builtin" or decoder.resolution != RESOLUTION:
         return None
     return _shipped_probe()
@@ -194,9 +191,6 @@ def default_probe(decoder):
 @torch.no_grad()
 def probe_readings(probe, images: torch.Tensor) -> list[dict]:
     """What the probe reads in each image: ``{"background", "cells": [{"cell", "content", "colour", "size"}]}``."""
-    from dediffusion.model.attribute_cnn import CONTENTS
-    from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SIZES
-
     dev = next(probe.parameters()).device
     logits = {k: v.argmax(-1).cpu() for k, v in probe(images.to(dev)).items()}
     bgs, colours = list(BACKGROUNDS), list(COLOURS)

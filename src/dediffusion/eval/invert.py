@@ -123,9 +123,8 @@ def encoder_logits(model, images: torch.Tensor, batch: int = 64) -> torch.Tensor
     logits = torch.cat([model.forward_encoder(images[i : i + batch]) for i in range(0, len(images), batch)]).float()
     start = logits
     if head.cfg.inference == "sample":
-        gen = torch.Generator().manual_seed(head.cfg.sample_seed)
-        start = (logits / head.cfg.sample_temperature + gumbel_noise(logits.shape[-2:], gen, logits.device))
-        start = start * head.cfg.sample_temperature
+        gen, t = torch.Generator().manual_seed(head.cfg.sample_seed), head.cfg.sample_temperature
+        start = (logits / t + gumbel_noise(logits.shape[-2:], gen, logits.device)) * t
     if not torch.equal(start.argmax(-1), head.choice(logits)):  # TextHead.choice changed: update this copy
         raise ValueError(f"cannot start from the encoder's text for head.inference={head.cfg.inference!r}")
     return start

@@ -29,13 +29,24 @@ per feature space from a fixed reference set of real scenes (``evaluate.py``).
 """
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
+
 import torch
 from torch import nn
+
+from dediffusion.model.encoder import EfficientNetLite0Backbone
 
 FEATURES = ("probe", "efficientnet")
 
 
-class ProbeFeatures(nn.Module):
+class _Frozen(nn.Module):
+    def train(self, mode: bool = True):  # torchmetrics may call .train(); the extractor stays frozen
+        return super().train(False)
+
+
+class ProbeFeatures(_Frozen):
     """The probe's penultimate layer as a frozen feature extractor: (B,3,H,W) in [0,1] -> (B,256)."""
 
     def __init__(self, probe):
@@ -47,20 +58,12 @@ class ProbeFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.probe.features(images.float()).float()
 
-    def train(self, mode: bool = True):  # torchmetrics may call .train(); the extractor stays frozen
-        return super().train(False)
 
-
-class EfficientNetFeatures(nn.Module):
+class EfficientNetFeatures(_Frozen):
     """ImageNet EfficientNet-Lite0, average-pooled: (B,3,H,W) in [0,1] -> (B,1280)."""
 
     def __init__(self, input_size: int = 224):
         super().__init__()
-        import contextlib
-        import sys
-
-        from dediffusion.model.encoder import EfficientNetLite0Backbone
-
         with contextlib.redirect_stdout(sys.stderr):  # the package prints on load; keep stdout for --json
             self.net = EfficientNetLite0Backbone(input_size).eval()
         self.num_features = self.net.out_dim
@@ -68,9 +71,6 @@ class EfficientNetFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.float()).mean(1).float()  # (B,h*w,1280) -> (B,1280)
-
-    def train(self, mode: bool = True):
-        return super().train(False)
 
 
 def feature_extractor(name: str, probe=None) -> nn.Module:
@@ -113,7 +113,6 @@ def kid_subset_size(n: int) -> int:
 
 def kid_metric(feature: nn.Module, n: int, gamma: float | None = None):
     """torchmetrics KID on ``feature`` with ``kid_subset_size(n)``; real features survive ``reset()``."""
-    import warnings
 
     from torchmetrics.image.kid import KernelInceptionDistance
 

@@ -17,7 +17,9 @@ import json
 import math
 import pathlib
 
-from dediffusion.checkpoint import atomic_write_text
+import torch
+
+from dediffusion.checkpoint import atomic_write_text, save_tensors
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -216,10 +218,6 @@ def write_report(result: dict, folder, command: str = "", features: dict | None 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     if features:
-        import torch
-
-        from dediffusion.checkpoint import save_tensors
-
         save_tensors(folder / "features.safetensors", features, dtype=torch.float16)  # re-analysis only
         result = {**result, "features_file": "features.safetensors"}
         written.append(folder / "features.safetensors")

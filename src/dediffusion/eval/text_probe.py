@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene
+from dediffusion.eval.probe import targets
+from dediffusion.model.attribute_cnn import HEADS as CELL_HEADS
 
 CONTENT_WORDS = frozenset([*SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *(w for c in CELLS for w in c.split())])
-HEADS = {"background": len(BACKGROUNDS), "content": 1 + len(SHAPES), "colour": len(COLOURS), "size": len(SIZES)}
+HEADS = {"background": len(BACKGROUNDS), **CELL_HEADS}  # classes per check
 
 
 def ngrams(text: str) -> set[str]:
@@ -39,17 +41,7 @@ def featurise(texts: list[str], vocab: dict[str, int] | None = None) -> tuple[to
     return x, vocab
 
 
-def attribute_targets(batch: list[Scene]) -> dict[str, torch.Tensor]:
-    """Class index per check: background (n,), and content / colour / size per cell (n, 4); -1 = no check."""
-    bg = torch.tensor([list(BACKGROUNDS).index(s.background) for s in batch])
-    out = {"background": bg, **{k: torch.full((len(batch), len(CELLS)), -1) for k in ("content", "colour", "size")}}
-    for i, s in enumerate(batch):
-        for c, o in enumerate(s.cell_contents()):
-            out["content"][i, c] = 0 if o is None else 1 + SHAPES.index(o.shape)
-            if o is not None:
-                out["colour"][i, c] = list(COLOURS).index(o.colour)
-                out["size"][i, c] = SIZES.index(o.size)
-    return out
+attribute_targets = targets  # the attribute probe's checks: background (n,), per cell (n, 4); -1 = no check
 
 
 def _fit_head(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, steps: int) -> torch.Tensor:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
+from dediffusion.config import from_dict, to_dict
 from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES
 
 CONTENTS = ("empty",) + SHAPES
@@ -23,6 +25,16 @@ class ProbeConfig:
     resolution: int = 16
 
 
+def conv_stack(width: int, final_gelu: bool) -> nn.Sequential:
+    """Four 3x3 convolutions, the third with stride 2: (B,3,H,W) in [-1,1] -> (B,width,H/2,W/2).
+
+    The attribute probe's body (``final_gelu``) and the from-scratch ``cnn`` backbone (``model/encoder.py``);
+    the layer indices are the state-dict keys of the shipped checkpoints."""
+    layers = [nn.Conv2d(3, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
+              nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1)]
+    return nn.Sequential(*layers, *([nn.GELU()] if final_gelu else []))
+
+
 class Probe(nn.Module):
     """(B,3,H,W) images in [0,1] -> logits per attribute; ``features`` is the penultimate layer."""
 
@@ -30,12 +42,7 @@ class Probe(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.width
-        self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.GELU(),  # H/2
-            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
-        )
+        self.body = conv_stack(w, final_gelu=True)  # (B,w,H/2,W/2)
         cells = len(CELLS)
         self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(w * (cfg.resolution // 2) ** 2, 256), nn.GELU())
         self.background = nn.Linear(256, len(BACKGROUNDS))
@@ -53,17 +60,11 @@ class Probe(nn.Module):
 
 
 def save_probe(probe: Probe, folder, dtype=torch.float16, extra: dict | None = None) -> None:
-    from dediffusion.checkpoint import safe_child, save_tensors, write_json
-    from dediffusion.config import to_dict
-
     save_tensors(safe_child(folder, "probe.safetensors"), probe.state_dict(), dtype=dtype)
     write_json(safe_child(folder, "probe.json"), {"config": to_dict(probe.cfg), **(extra or {})})
 
 
 def load_probe(folder) -> Probe:
-    from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child
-    from dediffusion.config import from_dict
-
     meta = read_json(safe_child(folder, "probe.json"))
     probe = Probe(from_dict(ProbeConfig, meta.get("config", {}), where=f"{folder}/probe.json:config"))
     weights = safe_child(folder, "probe.safetensors")

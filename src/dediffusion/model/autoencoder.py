@@ -8,7 +8,9 @@ inference path: argmax tokens, decoded to plain words.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -16,9 +18,9 @@ from torch import nn
 
 from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from dediffusion.config import from_dict, to_dict
-from dediffusion.model.decoders import StableDiffusionOptions, freeze, load_decoder
+from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
-from dediffusion.pretrained import resolve, resolve_in
+from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
 from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, collision_rate
 from dediffusion.model.tokenizer import allowed_ids, decode_ids
 
@@ -156,6 +158,14 @@ def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -
     return model.eval()
 
 
+def load_model(path=None, decoder=None, tokens: int | None = None, backbone: str | None = None) -> DeDiffusion:
+    """``load_dediffusion`` of a folder, ``shipped:NAME`` or (None) the shipped encoder, as the commands load it:
+    ``tokens`` emits only the first K tokens (``--tokens``, TailDrop-trained encoders), ``backbone`` says where
+    its ``hf:`` backbone is (``--backbone``)."""
+    model = load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder, backbone=backbone)
+    return model.set_inference(inference_tokens=tokens) if tokens else model
+
+
 def backbone_location(folder, recorded: str, given: str | None = None) -> str:
     """The backbone to build: ``given`` (the location of an ``hf:`` backbone), else the recorded one; a
     recorded ``hf:`` location is used only as a hub id or a path inside ``folder`` (like ``decoder_path``)."""
@@ -176,12 +186,6 @@ def check_decoder_weights(cfg: DeDiffusionConfig, decoder) -> None:
     """A Stable Diffusion decoder given for an encoder trained against Stable Diffusion: the SHA-256 of its
     weights must equal the recorded ``decoder_sha256`` when it is the recorded folder or hub id (an error
     otherwise); another reference with other weights (transfer to another decoder) gets a warning."""
-    import os
-    import warnings
-
-    from dediffusion.model.decoders import fingerprint, is_diffusers_ref
-    from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id
-
     recorded = cfg.decoder_path
     trained_on_sd = os.path.isabs(recorded) or is_hub_id(recorded)  # built-in: "shipped:NAME" or "decoder"
     if not cfg.decoder_sha256 or recorded.startswith(SHIPPED_PREFIX) or not trained_on_sd \

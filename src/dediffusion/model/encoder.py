@@ -22,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dediffusion.model.attribute_cnn import Probe, ProbeConfig, conv_stack, load_probe
+from dediffusion.model.backbones import HFBackbone
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -41,12 +44,7 @@ class CNNBackbone(nn.Module):
 
     def __init__(self, width: int, resolution: int = 16):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.GELU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(width, width, 3, padding=1),
-        )
+        self.net = conv_stack(width, final_gelu=False)
         self.pos = nn.Parameter(torch.randn(1, width, resolution // 2, resolution // 2) * 0.02)
         self.out_dim = width
 
@@ -67,14 +65,10 @@ class AttributeCNNBackbone(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from dediffusion.model.attribute_cnn import Probe, ProbeConfig
-
         self.net = Probe(ProbeConfig())
         self.out_dim = self.net.cfg.width + 256
 
     def load_pretrained(self, folder) -> None:
-        from dediffusion.model.attribute_cnn import load_probe
-
         self.net.load_state_dict(load_probe(folder).state_dict())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -156,21 +150,15 @@ class ImageEncoder(nn.Module):
             self.backbone = CNNBackbone(cfg.backbone_width, resolution)
         elif cfg.backbone == "attribute_cnn":
             self.backbone = AttributeCNNBackbone()
-            if cfg.freeze_backbone:
-                self.backbone.requires_grad_(False)
         elif cfg.backbone == "efficientnet_lite0":
             self.backbone = EfficientNetLite0Backbone(cfg.input_size)
-            if cfg.freeze_backbone:
-                self.backbone.requires_grad_(False)
         elif cfg.backbone.startswith("hf:"):
-            from dediffusion.model.backbones import HFBackbone
-
             self.backbone = HFBackbone(cfg.backbone[len("hf:"):])
-            if cfg.freeze_backbone:
-                self.backbone.requires_grad_(False)
         else:
             raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'attribute_cnn', 'cnn', "
                              "'efficientnet_lite0' or 'hf:PATH_OR_ID'")
+        if cfg.freeze_backbone and cfg.backbone != "cnn":  # only pretrained backbones are frozen
+            self.backbone.requires_grad_(False)
         self.pooler = AttentionalPooler(cfg, self.backbone.out_dim)
 
     @property

@@ -37,41 +37,27 @@ def word_token_ids(tokenizer) -> list[int]:
     text head's output space (Sec. 3, Table 5).
     """
     specials = special_ids(tokenizer)
-    vocab = tokenizer.get_vocab()
-    return sorted(i for t, i in vocab.items() if i not in specials and _WORD.match(t))
-
-
-def non_special_ids(tokenizer) -> list[int]:
-    """Every id except the special tokens (punctuation kept: the paper's ablation)."""
-    specials = special_ids(tokenizer)
-    return sorted(i for i in tokenizer.get_vocab().values() if i not in specials)
-
-
-def ids_for_words(tokenizer, words: list[str]) -> list[int]:
-    """Token ids of a word list (an allow-list, e.g. the decoder's training words)."""
-    ids: set[int] = set()
-    for w in words:
-        ids.update(tokenizer(w, add_special_tokens=False).input_ids)
-    return sorted(ids)
+    return sorted(i for t, i in tokenizer.get_vocab().items() if i not in specials and _WORD.match(t))
 
 
 def allowed_ids(tokenizer, mode: str, words: list[str] | None = None) -> torch.Tensor:
     """The vocabulary the text head may emit, by ``mode``.
 
     ``words``: word and number tokens (the paper's default); ``all``: every
-    non-special token; ``allow_list``: only the tokens of ``words``.
+    non-special token (punctuation kept: the paper's ablation); ``allow_list``: only the tokens of
+    ``words`` (e.g. the decoder's training words).
     """
+    specials = special_ids(tokenizer)
     if mode == "words":
         ids = word_token_ids(tokenizer)
     elif mode == "all":
-        ids = non_special_ids(tokenizer)
+        ids = sorted(i for i in tokenizer.get_vocab().values() if i not in specials)
     elif mode == "allow_list":
         if not words:
             raise ValueError("vocab mode 'allow_list' needs a non-empty word list")
-        ids = ids_for_words(tokenizer, words)
+        ids = sorted({i for w in words for i in tokenizer(w, add_special_tokens=False).input_ids})
     else:
         raise ValueError(f"unknown vocab mode {mode!r}; expected 'words', 'all' or 'allow_list'")
-    specials = special_ids(tokenizer)
     if specials & set(ids):
         raise ValueError("special tokens may never be emitted by the text head")
     return torch.tensor(ids, dtype=torch.long)

@@ -11,6 +11,7 @@ A failing batch fails only its own futures; the consumer goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -61,10 +62,8 @@ class MicroBatcher:
             return
         await self._queue.join()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     async def submit(self, images: Sequence[torch.Tensor]) -> list:

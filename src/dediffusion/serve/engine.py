@@ -16,17 +16,18 @@ from typing import Callable
 
 import torch
 
+from dediffusion.apps.answer import MAX_TOKENS, replies
+from dediffusion.apps.llm import LLMError
+from dediffusion.apps.llm_prompts import extract_answer
+from dediffusion.model.autoencoder import load_model as load_encoder
+from dediffusion.model.sampling import generate
 from dediffusion.serve.batcher import MicroBatcher
 from dediffusion.serve.settings import ServeConfig
 
 
 def load_model(cfg: ServeConfig):
     """The encoder checkpoint (and its decoder) the CLI's ``--model`` / ``--decoder`` / ``--tokens`` name."""
-    from dediffusion.model.autoencoder import load_dediffusion
-    from dediffusion.pretrained import resolve
-
-    model = load_dediffusion(resolve(cfg.model, "encoder"), decoder_folder=cfg.decoder)
-    return model.set_inference(inference_tokens=cfg.tokens) if cfg.tokens else model
+    return load_encoder(cfg.model, cfg.decoder, cfg.tokens)
 
 
 class LLMUnavailable(Exception):
@@ -77,22 +78,12 @@ class Engine:
 
     def decode(self, text: str, guidance: float, steps: int, seed: int) -> torch.Tensor:
         """One prompt -> (3,H,W) in [0,1]; batch of one, so the seed alone fixes the image."""
-        from dediffusion.model.sampling import generate
-
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.filterwarnings("ignore", message="prompt truncated")  # reported as "dropped"
             return generate(self.model.decoder, [text], steps=steps, guidance=guidance, seed=seed)[0]
 
-    def check_prompt(self, text: str):
-        from dediffusion.data.prompts import check_prompt
-
-        return check_prompt(self.model.decoder, text)
-
     def ask(self, context: str, question: str) -> tuple[str, str]:
         """(answer phrase, raw reply) of the LLM for one question about one context text."""
-        from dediffusion.apps.answer import MAX_TOKENS, replies
-        from dediffusion.apps.llm_prompts import extract_answer
-
         reply = replies(self.llm(), [(context, question, ())], self.cfg.ask_max_tokens or MAX_TOKENS)[0]
         return extract_answer(reply), reply
 
@@ -102,8 +93,6 @@ class Engine:
             if self._llm is None:
                 if self._llm_factory is None:
                     raise LLMUnavailable("this server was started without a language model")
-                from dediffusion.apps.llm import LLMError
-
                 try:
                     self._llm = self._llm_factory()
                 except LLMError as e:

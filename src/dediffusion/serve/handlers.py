@@ -9,6 +9,7 @@ import io
 import torch
 from fastapi import Request
 
+from dediffusion.data.images import ImageInputError, to_pil
 from dediffusion.serve import schemas
 from dediffusion.serve.engine import Engine
 from dediffusion.serve.settings import ServeConfig
@@ -16,55 +17,37 @@ from dediffusion.serve.uploads import ImagePart, PartError, decode_image, image_
 
 INLINE_PIXELS = 128 * 128  # images this small decode faster on the event loop than a hop to a thread
 
-def png_uri(image: torch.Tensor, scale: int = 1) -> str:
-    """(3,H,W) in [0,1] -> ``data:image/png;base64,...``."""
-    from PIL import Image
 
-    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    im = Image.fromarray(arr)
-    if scale != 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+def png_uri(image, scale: int = 1) -> str:
+    """(3,H,W) in [0,1] or (H,W,3) uint8 -> ``data:image/png;base64,...``."""
     buf = io.BytesIO()
-    im.save(buf, "PNG")
+    to_pil(image, scale).save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def multipart_schema(fields: dict) -> dict:
-    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
-    return {"type": "object", "properties": {"files": files, **fields}, "required": ["files"]}
-
-
 def body_doc(json_model, form_fields: dict) -> dict:
-    """OpenAPI request body for endpoints that take JSON or multipart."""
+    """OpenAPI request body for endpoints that take JSON or multipart (``files`` and ``form_fields``)."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    form = {"type": "object", "properties": {"files": files, **form_fields}, "required": ["files"]}
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": json_model.model_json_schema()},
-        "multipart/form-data": {"schema": multipart_schema(form_fields)}}}}
+        "application/json": {"schema": json_model.model_json_schema()}, "multipart/form-data": {"schema": form}}}}
 
 
 async def decode_images(engine: Engine, parts: list[ImagePart]) -> list[torch.Tensor | str]:
     """Decode the parts (large ones off the event loop): a tensor per good image, the error message per bad one."""
-    from dediffusion.data.images import ImageInputError
-
     def one(part: ImagePart, size):
         try:
             return decode_image(part, engine.resolution, engine.cfg.max_pixels, size)
         except ImageInputError as e:
             return str(e)
 
-    sizes = [image_size(p.data) for p in parts]  # header only
-    return list(await asyncio.gather(*(
-        _done(one(p, size)) if size and size[0] * size[1] <= INLINE_PIXELS else asyncio.to_thread(one, p, size)
-        for p, size in zip(parts, sizes))))
+    async def decode(part: ImagePart):
+        size = image_size(part.data)  # the header only, read once
+        if size and size[0] * size[1] <= INLINE_PIXELS:
+            return one(part, size)
+        return await asyncio.to_thread(one, part, size)
 
-
-async def _done(value):
-    return value
-
-
-def _all_bad(parts: list[ImagePart], images: list) -> None:
-    """Every image bad -> the request is bad: 422 naming the first (with some good ones, each bad one is a result)."""
-    if parts and all(isinstance(x, str) for x in images):
-        raise PartError(422, images[0], parts[0].part, parts[0].name)
+    return list(await asyncio.gather(*map(decode, parts)))
 
 
 def check_sampling(cfg: ServeConfig, s: schemas.Sampling) -> None:
@@ -88,7 +71,8 @@ async def encode_request(request: Request, engine: Engine, fields_model=schemas.
     if not parsed.images:
         raise PartError(422, "no image given: send multipart field 'files' or JSON 'images' (base64)", "files")
     images = await decode_images(engine, parsed.images)
-    _all_bad(parsed.images, images)
+    if all(isinstance(x, str) for x in images):  # all bad: 422 naming the first (among good ones: one result each)
+        raise PartError(422, images[0], parsed.images[0].part, parsed.images[0].name)
     texts = iter(await engine.batcher.submit([x for x in images if not isinstance(x, str)]))
     return parsed.images, settings, images, [None if isinstance(x, str) else next(texts) for x in images]
 

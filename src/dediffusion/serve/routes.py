@@ -10,6 +10,8 @@ import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from dediffusion.data.prompts import check_prompt
+from dediffusion.data.world.scenes import full_caption, human_caption, render, sample_scene
 from dediffusion.serve import schemas
 from dediffusion.serve.handlers import body_doc, check_sampling, decode_images, encode_request, png_uri, result
 from dediffusion.serve.settings import ServeConfig
@@ -24,7 +26,11 @@ STATIC = resources.files("dediffusion") / "serve" / "static"
 
 def add_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
     _core_routes(app, engine, cfg)
+    _combined_routes(app, engine, cfg)
 
+
+def _combined_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
+    """The endpoints that chain encoding with decoding, the LLM or attribution."""
     @app.post("/reconstruct", response_model=schemas.ReconstructResponse, response_model_exclude_none=True,
               openapi_extra=body_doc(schemas.ReconstructJSON, SAMPLING_FORM))
     async def reconstruct(request: Request):
@@ -65,28 +71,13 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
         parsed = await parse_request(request, "image", 1)
         s = validate(schemas.Sampling, {k: v for k, v in parsed.fields.items() if k not in ("image", "name")})
         check_sampling(cfg, s)
-        try:
-            engine.explain_fn()
-        except ImportError:
+        if not _has_explain(engine):
             raise PartError(501, "per-token attribution is not available in this version (no dediffusion.eval.explain)",
-                            None) from None
+                            None)
         if not parsed.images:
             raise PartError(422, "no image given: send multipart field 'files' or JSON 'image' (base64)", "files")
         image = await _one_image(engine, parsed.images[0])
         return await engine.run(engine.explain, image, s.guidance, s.steps, s.seed)
-
-    @app.get("/scene", response_model=schemas.SceneResponse)
-    async def scene(seed: int = Query(cfg.scene_seed, ge=0, le=2**32 - 1),
-                    index: int | None = Query(None, ge=0, le=2**32 - 1, description="default: a random one"),
-                    scale: int = Query(1, ge=1, le=cfg.max_scale)):
-        """A world scene for the page: the image and its captions (the human-like one is the comparison)."""
-        from dediffusion.data.world.scenes import full_caption, human_caption, render, sample_scene
-
-        index = random.randrange(2**31) if index is None else index
-        sc = sample_scene(seed, index)
-        image = torch.from_numpy(render(sc)).permute(2, 0, 1).float() / 255
-        return {"seed": seed, "index": index, "image": png_uri(image, scale), "human_caption": human_caption(sc),
-                "full_caption": full_caption(sc)}
 
 
 async def _one_image(engine: Engine, part) -> torch.Tensor:
@@ -122,7 +113,7 @@ def _core_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
         check_sampling(cfg, req)
         if len(req.text) > cfg.max_text_chars:
             raise PartError(422, f"text: {len(req.text)} characters; the limit is {cfg.max_text_chars}", "text")
-        prompt = engine.check_prompt(req.text)
+        prompt = check_prompt(engine.model.decoder, req.text)
         if not req.allow_empty and not prompt.tokens:
             raise PartError(422, "text: empty (set allow_empty for an unconditional sample)", "text")
         start = time.perf_counter()
@@ -131,6 +122,15 @@ def _core_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
                 "dropped": prompt.dropped, "guidance": req.guidance, "steps": req.steps, "seed": req.seed,
                 "seconds": round(time.perf_counter() - start, 3)}
 
+    @app.get("/scene", response_model=schemas.SceneResponse)
+    async def scene(seed: int = Query(cfg.scene_seed, ge=0, le=2**32 - 1),
+                    index: int | None = Query(None, ge=0, le=2**32 - 1, description="default: a random one"),
+                    scale: int = Query(1, ge=1, le=cfg.max_scale)):
+        """A world scene for the page: the image and its captions (the human-like one is the comparison)."""
+        index = random.randrange(2**31) if index is None else index
+        sc = sample_scene(seed, index)
+        return {"seed": seed, "index": index, "image": png_uri(render(sc), scale), "human_caption": human_caption(sc),
+                "full_caption": full_caption(sc)}
 
 
 def _has_explain(engine: Engine) -> bool:

@@ -14,7 +14,9 @@ import json
 import warnings
 from dataclasses import dataclass, field
 
+from PIL import Image
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
 
 from dediffusion.data.images import ImageInputError, display_path, load_image_bytes
 
@@ -30,10 +32,6 @@ class PartError(Exception):
     def __init__(self, status: int, message: str, part: str | None, name: str | None = None):
         super().__init__(message)
         self.status, self.message, self.part, self.name = status, message, part, name
-
-    def body(self) -> dict:
-        out = {"error": self.message, "part": self.part}
-        return out | ({"name": self.name} if self.name is not None else {})
 
 
 @dataclass
@@ -85,8 +83,6 @@ async def parse_request(request, image_field: str, max_images: int) -> Parsed:
 
 
 async def _parse_multipart(request, max_images: int) -> Parsed:
-    from starlette.datastructures import UploadFile
-
     form = await request.form(max_files=max_images + 1, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES)
     parsed, counts = Parsed(), {}
     try:
@@ -136,13 +132,12 @@ def _from_base64(part: str, name: str, text: str) -> ImagePart:
         return ImagePart(part, name, error=f"{name}: not valid base64")
 
 
-def decode_image(image: ImagePart, resolution: int, max_pixels: int, size: tuple[int, int] | None = None):
+def decode_image(image: ImagePart, resolution: int, max_pixels: int, size: tuple[int, int] | None):
     """Bytes -> (3,R,R) in [0,1] like ``dediffusion encode`` reads a file; ImageInputError names the image.
 
-    ``size``: the header's (width, height) if already read (``image_size``)."""
+    ``size``: the header's (width, height) as ``image_size`` read it (None: unreadable, the decoder says why)."""
     if image.error:
         raise ImageInputError(image.error)
-    size = size or image_size(image.data)
     if size and size[0] * size[1] > max_pixels:
         raise ImageInputError(f"{image.name}: {size[0]}x{size[1]} pixels exceeds the server's limit of {max_pixels}")
     return load_image_bytes(image.data, image.name, resolution)
@@ -150,8 +145,6 @@ def decode_image(image: ImagePart, resolution: int, max_pixels: int, size: tuple
 
 def image_size(data: bytes | None) -> tuple[int, int] | None:
     """(width, height) from the header, or None where it cannot be read (the decoder then says why)."""
-    from PIL import Image
-
     if not data:
         return None
     try:

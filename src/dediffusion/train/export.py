@@ -7,6 +7,8 @@ import shutil
 import torch
 
 from dediffusion.checkpoint import load_tensors, read_json, safe_child, save_tensors, write_json
+from dediffusion.config import ConfigError, apply_overrides, from_dict, to_dict
+from dediffusion.model.autoencoder import DeDiffusionConfig
 from dediffusion.model.decoders import copy_decoder
 from dediffusion.pretrained import SHIPPED_PREFIX, resolve_in
 
@@ -16,9 +18,6 @@ INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed
 
 
 def _inference_overrides(config: dict, overrides: list[str]) -> dict:
-    from dediffusion.model.autoencoder import DeDiffusionConfig
-    from dediffusion.config import ConfigError, apply_overrides, from_dict, to_dict
-
     for item in overrides:
         if item.split("=", 1)[0].strip() not in INFERENCE_KEYS:
             raise ConfigError(f"export --set {item!r}: only {', '.join(INFERENCE_KEYS)} can change at export")

@@ -18,6 +18,7 @@ gives the loss curve of an uncached one; within a batch of mixed hits and misses
 computed on a smaller batch, which can move them in the last bits (~1e-7).
 """
 from __future__ import annotations
+from safetensors import safe_open
 
 import hashlib
 import pathlib
@@ -76,8 +77,6 @@ class FeatureCache:
     def _refresh(self) -> None:
         """Index shards not seen yet (other processes write theirs beside ours); a no-op while the folder
         is unchanged (a shard is renamed into place, which updates the folder's mtime)."""
-        from safetensors import safe_open
-
         mtime = self.folder.stat().st_mtime_ns
         if mtime == self._mtime:
             return
@@ -90,8 +89,6 @@ class FeatureCache:
             self._seen.add(shard.name)
 
     def _read(self, keys: list[str]) -> dict[str, torch.Tensor]:
-        from safetensors import safe_open
-
         out = {k: self.pending[k] for k in keys if k in self.pending}
         by_shard: dict[pathlib.Path, list[str]] = {}
         for k in keys:

@@ -21,6 +21,7 @@ from dediffusion.model.decoders.builtin import BuiltinDecoder, BuiltinDecoderCon
 from dediffusion.model.decoders.text import TextConditioner
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import noisy_caption, web_caption
+from dediffusion.model.decoders import load_decoder
 from dediffusion.train.loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state,
     run_training, step_generator)
 from dediffusion.train.sources import Prefetch
@@ -111,8 +112,6 @@ def _start_weights(model: BuiltinDecoder, folder: str) -> None:
     if has_train_state(folder):
         saved = {k: v.float() for k, v in read_train_state(folder)[1]["params"].items()}
     else:
-        from dediffusion.model.decoders import load_decoder
-
         saved = load_decoder(folder).state_dict()
     copy_start_weights(model.state_dict(), saved, folder)
 

@@ -25,7 +25,7 @@ import torch
 
 from dediffusion.model import diffusion
 from dediffusion.model.autoencoder import DeDiffusion, DeDiffusionConfig
-from dediffusion.checkpoint import read_json, write_json
+from dediffusion.checkpoint import load_tensors, read_json, safe_child, write_json
 from dediffusion.config import to_dict
 from dediffusion.model.decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from dediffusion.pretrained import resolve, shipped_ref
@@ -34,6 +34,7 @@ from dediffusion.data.world.scenes import vocabulary_words
 from dediffusion import distributed
 from dediffusion.train.sources import DataConfig, WorldSource, check_resume_data, make_source
 from dediffusion.train.defaults import check_resume_decoder, warn_world_only
+from dediffusion.train.feature_cache import FeatureCache
 from dediffusion.train.loop import copy_start_weights, has_train_state, load_train_state, run_training, step_generator
 
 
@@ -179,19 +180,8 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
 def start_weights(model: DeDiffusion, folder) -> None:
     """Copy a trained encoder's weights (encoder + head; same architecture) into ``model`` before a
     fresh run, e.g. to continue a short run under another schedule or on other data."""
-    from dediffusion.checkpoint import load_tensors, safe_child
-
     saved = load_tensors(safe_child(resolve(folder, "encoder"), "encoder.safetensors"), None)
     copy_start_weights(model.trainable_state(), saved, folder)
-
-
-def open_cache(cfg: EncoderTrainConfig, model: DeDiffusion, rank: int = 0):
-    """The run's feature cache (``--cache-features DIR``), or None. Refuses a backbone that trains."""
-    if not cfg.cache_features:
-        return None
-    from dediffusion.train.feature_cache import FeatureCache
-
-    return FeatureCache(cfg.cache_features, model.encoder, model.decoder.resolution, rank)
 
 
 def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = False, progress: bool = True,
@@ -216,7 +206,8 @@ def train_encoder(cfg: EncoderTrainConfig, out, decoder_folder, resume: bool = F
         start_weights(model, cfg.init_from)
     last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     source = make_source(cfg.data, cfg.batch_size, model.decoder.resolution, cfg.data_seed, start, last)
-    cache = open_cache(cfg, model, d.rank)
+    cache = FeatureCache(cfg.cache_features, model.encoder, model.decoder.resolution, d.rank) \
+        if cfg.cache_features else None  # --cache-features DIR; refuses a backbone that trains
     if d.main:
         write_json(out / "train_config.json", {"kind": "encoder", "config": to_dict(cfg)})
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import time
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from dediffusion.checkpoint import load_tensors, read_metadata, save_tensors, write_json
 
@@ -23,8 +26,6 @@ def step_generator(seed: int, step: int, part: int = 0) -> torch.Generator:
     micro-batch ``part`` of a step draws the same noise in whichever process computes it."""
     if part == 0:
         return torch.Generator().manual_seed(seed * 1_000_003 + step)
-    import numpy as np
-
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, part]).generate_state(1)[0]))
 
 
@@ -148,11 +149,6 @@ def run_training(*, name: str, out, step_fn, params: dict, opt, steps: int, star
     ``save_model()`` writes the inference checkpoint beside the training state. With several
     processes (``distributed.py``) only the ``main`` one shows progress and writes.
     """
-    import time
-
-    import numpy as np
-    from tqdm.auto import tqdm
-
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and main), desc=name)
     t0, hist, logged = time.time(), [], start
     for step in bar:

@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import random
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from dediffusion.data.inputs import Loader
 from dediffusion.data.images import ImageInputError
+from dediffusion.data.shards import data_items
+from dediffusion.data.world.batches import images_tensor, scenes
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,16 @@ class ShuffledStream:
         yield from buf
 
     def next(self) -> tuple[str, Loader]:
-        for _ in range(2):
-            item = next(self._items, None)
-            if item is not None:
-                self.draws += 1
-                self._in_epoch += 1
-                return item
+        item = next(self._items, None)
+        if item is None:  # the epoch is over: the next one (an empty one raises)
             if self._in_epoch == 0:
                 raise ValueError(f"no images found in {', '.join(self.paths)}")
             self.epoch_length = self._in_epoch
             self._start(self.epoch + 1)
-        raise AssertionError("unreachable")
+            return self.next()
+        self.draws += 1
+        self._in_epoch += 1
+        return item
 
     def take(self, n: int) -> list[tuple[str, Loader]]:
         return [self.next() for _ in range(n)]
@@ -114,18 +117,12 @@ class FolderSource:
 
     def __init__(self, cfg: DataConfig, batch_size: int, resolution: int, seed: int,
                  on_error: Callable[[str], None] | None = None):
-        from dediffusion.data.shards import data_items
-
         self.batch_size, self.resolution = batch_size, resolution
         self.stream = ShuffledStream(cfg.paths, lambda order: data_items(order, resolution, sort=True), seed,
                                      cfg.shuffle_buffer)
         self.on_error = on_error or _warn
         self.reported: set[str] = set()
-        self.pool = None
-        if cfg.workers > 0:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.pool = ThreadPoolExecutor(cfg.workers)
+        self.pool = ThreadPoolExecutor(cfg.workers) if cfg.workers > 0 else None
         self._step, self._batch = None, []
 
     def batch_items(self, step: int) -> list[tuple[str, Loader]]:
@@ -165,8 +162,6 @@ class FolderSource:
 
 
 def _warn(message: str) -> None:
-    from tqdm.auto import tqdm
-
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
@@ -197,8 +192,6 @@ class WorldSource:
         self.batch_size, self.resolution, self.seed = batch_size, resolution, seed
 
     def images(self, step: int, part: int = 0, parts: int = 1) -> torch.Tensor:
-        from dediffusion.data.world.batches import images_tensor, scenes
-
         size = self.batch_size // parts
         return images_tensor(scenes(self.seed, step * self.batch_size + part * size, size), self.resolution)
 

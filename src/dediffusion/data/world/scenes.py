@@ -38,13 +38,6 @@ class Scene:
     background: str
     objects: tuple[SceneObject, ...]  # sorted by cell
 
-    def cell_contents(self) -> list[SceneObject | None]:
-        """One entry per grid cell: its object, or None if empty."""
-        by_cell: list[SceneObject | None] = [None] * len(CELLS)
-        for obj in self.objects:
-            by_cell[obj.cell] = obj
-        return by_cell
-
 
 def sample_scene(seed: int, index: int) -> Scene:
     """Scene number ``index`` of the stream ``seed`` (deterministic)."""
@@ -96,25 +89,19 @@ def render(scene: Scene, resolution: int = RESOLUTION) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _join(phrases: list[str]) -> str:
-    if len(phrases) == 1:
-        return phrases[0]
-    return " and ".join(phrases)
-
-
 def human_caption(scene: Scene) -> str:
     """Names the objects (colour and shape) only, as a COCO caption would.
 
     Position, size and background are left out: human captions are not
     comprehensive, which is the gap De-Diffusion text closes (paper, Sec. 4.1).
     """
-    return _join([f"a {o.colour} {o.shape}" for o in scene.objects])
+    return " and ".join([f"a {o.colour} {o.shape}" for o in scene.objects])
 
 
 def full_caption(scene: Scene) -> str:
     """States every attribute: the upper-bound reference."""
     objs = [f"a {o.size} {o.colour} {o.shape} at the {CELLS[o.cell]}" for o in scene.objects]
-    return f"{_join(objs)} on a {scene.background} background"
+    return f"{' and '.join(objs)} on a {scene.background} background"
 
 
 def web_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.5) -> str:
@@ -134,7 +121,7 @@ def web_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.5) 
             phrases.append(noun if noun.startswith("at") else f"a {noun}")
         else:
             phrases.append(f"a {noun}")
-    text = _join(phrases)
+    text = " and ".join(phrases)
     if rng.random() < p_mention:
         bg = scene.background
         text = f"{text} on a {bg} background" if rng.random() < 0.5 else f"a {bg} background with {text}"
@@ -191,8 +178,5 @@ def noisy_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.6
 
 def vocabulary_words() -> list[str]:
     """Every word any caption of this world can use (the decoder's training words)."""
-    words = {"a", "and", "at", "the", "on", "background", "with"}
-    words.update(SHAPES, COLOURS, BACKGROUNDS, SIZES)
-    for cell in CELLS:
-        words.update(cell.split())
-    return sorted(words)
+    cells = (w for cell in CELLS for w in cell.split())
+    return sorted({*FUNCTION_WORDS, "background", *SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *cells})

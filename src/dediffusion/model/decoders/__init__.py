@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pathlib
 
-from dediffusion.checkpoint import atomic_copy, read_json, safe_child
+from dediffusion.checkpoint import atomic_copy, file_sha256, read_json, safe_child
 from dediffusion.model.decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from dediffusion.model.decoders.sd import StableDiffusionDecoder, StableDiffusionOptions, is_diffusers_ref
+from dediffusion.model.decoders.sd import fingerprint as sd_fingerprint
 
 DECODER_KINDS = {"builtin": BuiltinDecoder}
 
@@ -47,11 +48,7 @@ def copy_decoder(src, dst) -> pathlib.Path:
 def fingerprint(ref) -> str:
     """SHA-256 of the frozen decoder's weights, recorded in encoder checkpoints."""
     if is_diffusers_ref(ref):
-        from dediffusion.model.decoders.sd import fingerprint as sd_fingerprint
-
         return sd_fingerprint(ref)
-    from dediffusion.checkpoint import file_sha256, safe_child
-
     return file_sha256([safe_child(ref, "decoder.safetensors")])
 
 

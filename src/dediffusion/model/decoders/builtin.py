@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dediffusion.checkpoint import load_state, load_tensors, safe_child, save_tensors, write_json
+from dediffusion.config import from_dict, to_dict
 from dediffusion.model import diffusion
 from dediffusion.model.tokenizer import CONTEXT_LENGTH, clip_tokenizer
 from dediffusion.model.decoders.layout import TextLayout
@@ -141,17 +143,11 @@ class BuiltinDecoder(nn.Module, TextConditioner):
     # --- self-describing checkpoints -------------------------------------------------
     def save(self, folder, dtype: torch.dtype = torch.float16, weights: dict | None = None) -> None:
         """Write ``decoder.safetensors`` + ``decoder.json`` (kind and resolved config)."""
-        from dediffusion.checkpoint import safe_child, save_tensors, write_json
-        from dediffusion.config import to_dict
-
         save_tensors(safe_child(folder, "decoder.safetensors"), weights or self.state_dict(), dtype=dtype)
         write_json(safe_child(folder, "decoder.json"), {"kind": self.kind, "config": to_dict(self.cfg)})
 
     @classmethod
     def load(cls, folder, config: dict) -> "BuiltinDecoder":
-        from dediffusion.checkpoint import load_state, load_tensors, safe_child
-        from dediffusion.config import from_dict
-
         model = cls(from_dict(BuiltinDecoderConfig, config, where=f"{folder}/decoder.json:config"))
         weights = safe_child(folder, "decoder.safetensors")
         load_state(model, load_tensors(weights), weights)

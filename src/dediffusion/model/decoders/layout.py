@@ -3,12 +3,13 @@
 Cross-attention and pooled-text embeddings share their weights across image
 positions, so a small decoder must *discover* which text goes where; on two
 CPU cores neither the UNet nor a DiT learned position words in thousands of
-steps, and neither did attention pooling over the 77 text states (README,
-"Findings"). A per-pixel readout of the first ``tokens`` text states learns
-them in a few hundred steps. This module is that readout: the states are
-flattened, an MLP maps them to ``channels`` maps at the image resolution, and
-the denoiser sees the maps beside the noisy image, the way Stable Diffusion's
-depth and inpainting variants take extra input channels.
+steps, and neither did attention pooling over the 77 text states
+(``benchmarks/RESULTS.md``, "Removed options"). A per-pixel readout of the
+first ``tokens`` text states learns them in a few hundred steps. This module
+is that readout: the states are flattened, an MLP maps them to ``channels``
+maps at the image resolution, and the denoiser sees the maps beside the noisy
+image, the way Stable Diffusion's depth and inpainting variants take extra
+input channels.
 """
 from __future__ import annotations
 

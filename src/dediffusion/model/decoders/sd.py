@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dediffusion.checkpoint import file_sha256
 from dediffusion.model import diffusion
 from dediffusion.model.decoders.text import TextConditioner
 from dediffusion.pretrained import is_hub_id
@@ -160,7 +161,5 @@ def fingerprint(ref) -> str:
             folder = pathlib.Path(snapshot_download(str(ref), local_files_only=True))
         except Exception:  # not cached (or no hub client): nothing to hash
             return ""
-    from dediffusion.checkpoint import file_sha256
-
     files = [f for name in COMPONENTS for f in sorted((folder / name).glob("*.safetensors"))]
     return file_sha256(files, labels=[f"{f.parent.name}/{f.name}\n" for f in files])

@@ -39,12 +39,8 @@ class TextConditioner:
         tok = self.tokenizer
         ids = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id], device=tok_embeds.device)
         sos, eos, pad = F.embedding(ids, self.token_embedding).to(tok_embeds.dtype)  # 3 x (D,)
-        if lengths is None:
-            seq = torch.cat([sos.expand(b, 1, -1), tok_embeds, eos.expand(b, 1, -1),
-                             pad.expand(b, length - n - 2, -1)], dim=1)  # (B,L,D)
-            return self._encode_embeds(seq)
         j = torch.arange(length - 1, device=tok_embeds.device)[None, :, None]  # content index of positions 1..L-1
-        keep = lengths.to(tok_embeds.device)[:, None, None]  # (B,1,1)
+        keep = n if lengths is None else lengths.to(tok_embeds.device)[:, None, None]  # (B,1,1); None: all N
         body = F.pad(tok_embeds, (0, 0, 0, length - 1 - n))  # (B,L-1,D)
         body = torch.where(j < keep, body, torch.where(j == keep, eos, pad))
         return self._encode_embeds(torch.cat([sos.expand(b, 1, -1), body], dim=1))
