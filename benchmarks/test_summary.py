@@ -3,9 +3,10 @@
     python benchmarks/test_summary.py benchmarks/report_test_v5 benchmarks/report_test_v5_seed1 \
         benchmarks/report_test_v5_seed2 --out benchmarks/report_test_summary.md
 
-The first report holds every source (the shipped encoder = training seed 0, the captions, the empty
-prompt); the others hold ``dediffusion`` and ``human_caption`` of other training seeds, decoded with
-the same scenes and starting noise. De-Diffusion rows give mean +- sd over the runs and each run's
+The first report is the shipped encoder (training seed 0); every report holds ``dediffusion`` and
+``human_caption``, decoded with the same scenes and starting noise; the full caption and the empty
+prompt come from the first report, or from ``--references REPORT`` (same scenes and noise; the
+reference sources do not depend on the encoder). De-Diffusion rows give mean +- sd over the runs and each run's
 paired bootstrap interval against the human-like caption.
 """
 from __future__ import annotations
@@ -27,9 +28,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("reports", nargs="+")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--references", help="the report that holds the full caption and the empty prompt, decoded "
+                    "from the same scenes and noise (default: the first report)")
     a = ap.parse_args()
     runs = [json.loads((pathlib.Path(p) / "report.json").read_text()) for p in a.reports]
-    base = runs[0]
+    base = json.loads((pathlib.Path(a.references) / "report.json").read_text()) if a.references else runs[0]
+    for r in runs:
+        if (r["seed"], r["n"], r["guidance"]) != (base["seed"], base["n"], base["guidance"]):
+            raise SystemExit("the reports differ in split, n or guidance")
     empty, full = (_cell(base, "accuracy_strict", s) for s in ("empty", "full_caption"))
     keys = ("accuracy", "accuracy_strict", "frechet_distance", "kid")
     lines = [f"Test split (seed {base['seed']}), n = {base['n']}, guidance {base['guidance']}; "

@@ -1,0 +1,69 @@
+"""Paired bootstrap between two encoders' ``dediffusion eval`` reports on the same split.
+
+    python benchmarks/compare_reports.py NEW_REPORT OLD_REPORT [--source dediffusion] [--out compare.json]
+
+Both reports must hold the same split, scenes (n) and guidance, so every scene was decoded from the
+same starting noise in both (``dediffusion eval`` seeds the noise per scene). The interval is that of
+NEW - OLD for raw and strict probe accuracy (per-scene hits) and for FD / KID (the stored per-scene
+probe features), resampling scenes jointly - ``eval/compare.py``'s ``paired_comparisons``, unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import load_file
+
+from dediffusion.eval.compare import paired_comparisons
+
+
+@dataclass(frozen=True)
+class _Cfg:  # the fields of EvalConfig that paired_comparisons reads
+    pairs: tuple
+    guidance: tuple
+    features: tuple
+    n: int
+    n_boot: int = 1000
+    n_boot_distance: int = 200
+
+
+def _load(folder: pathlib.Path, source: str, name: str):
+    r = json.loads((folder / "report.json").read_text())
+    checks = {f"{a}_total": torch.tensor(v, dtype=torch.float) for a, v in r["per_scene"]["checks"].items()}
+    hits = [{**checks, **{f"{k}_hits": torch.tensor(v, dtype=torch.float) for k, v in h.items()}}
+            for h in r["per_scene"]["hits"][source]]
+    feats = {k.replace(f"/{source}/", f"/{name}/"): v for k, v in load_file(folder / "features.safetensors").items()}
+    return r, hits, feats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("new")
+    ap.add_argument("old")
+    ap.add_argument("--source", default="dediffusion")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    rn, hn, fn = _load(pathlib.Path(a.new), a.source, "new")
+    ro, ho, fo = _load(pathlib.Path(a.old), a.source, "old")
+    for key in ("split", "seed", "n", "guidance", "steps"):
+        if rn[key] != ro[key]:
+            raise SystemExit(f"reports differ in {key}: {rn[key]} vs {ro[key]}")
+    if not torch.equal(fn["probe/real"], fo["probe/real"]):
+        raise SystemExit("reports were made on different real scenes")
+    guidance = tuple(rn["sweep"]["guidance"])
+    cfg = _Cfg(pairs=(("new", "old"),), guidance=guidance, features=("probe",), n=rn["n"])
+    result = paired_comparisons(cfg, {"new": hn, "old": ho}, {**fo, **fn}, rn["sweep"]["kid_gamma"])
+    text = json.dumps(result, indent=1)
+    if a.out:
+        pathlib.Path(a.out).write_text(text + "\n")
+    for row in result["comparisons"]:
+        f = lambda d, p: f"{d['diff']:+.{p}f} [{d['lo']:+.{p}f}, {d['hi']:+.{p}f}]"  # noqa: E731
+        print(f"g={row['guidance']:g}: raw {f(row['accuracy'], 3)}  strict {f(row['accuracy_strict'], 3)}  "
+              f"FD {f(row['frechet_distance']['probe'], 0)}  KID {f(row['kid']['probe'], 4)}")
+
+
+if __name__ == "__main__":
+    main()
