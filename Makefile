@@ -27,7 +27,7 @@ serve: setup
 	$(VENV)/bin/dediffusion serve --host 127.0.0.1 --port 8000
 
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n 2  # two workers: one per core
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -28,7 +28,7 @@ from dediffusion.train.fit_decoder import DecoderTrainConfig
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "src" / "dediffusion" / "assets" / "checkpoints"
 SHIPPED = {  # checkpoint folder -> its presets, in the order they run
-    "encoder": ["world_encoder", "world_encoder_stretch"],
+    "encoder": ["world_encoder", "world_encoder_stretch", "world_encoder_stretch2"],
     "decoder": ["world_decoder_phase1", "world_decoder_phase2", "world_decoder_phase3", "world_decoder"],
     "probe": ["world_probe"],
     "backbone": ["world_backbone"],
@@ -108,11 +108,12 @@ def test_every_preset_file_states_its_command_cost_and_result(name):
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed1", ["seed=1"]),  # the recipe's other training runs
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed2", ["seed=2"]),
 ], ids=["shipped", "seed1", "seed2"])
-def test_the_encoder_is_world_encoder_then_world_encoder_stretch(folder, extra):
+def test_the_encoder_is_world_encoder_then_two_stretches(folder, extra):
     record = _record(folder)
-    stage1 = next(h for h in record["history"] if h.get("stage") == 1)
-    assert differences(apply_overrides(preset("world_encoder"), extra), stage1["config"]) == []
-    assert differences(apply_overrides(preset("world_encoder_stretch"), extra), record["config"]) == []
+    stages = {h["stage"]: h for h in record["history"] if "stage" in h}
+    assert differences(apply_overrides(preset("world_encoder"), extra), stages[1]["config"]) == []
+    assert differences(apply_overrides(preset("world_encoder_stretch"), extra), stages[2]["config"]) == []
+    assert differences(apply_overrides(preset("world_encoder_stretch2"), extra), record["config"]) == []
 
 
 def test_the_shipped_decoder_is_world_decoder():
