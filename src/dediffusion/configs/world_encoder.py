@@ -1,14 +1,11 @@
 """Stage 1 of the shipped world encoder (v6): the ``train`` defaults, 2,000 steps at batch 32 (64,000 scenes).
 
 The shipped encoder is three stretches of training; this is the first (shipped alone as v4), and
-``world_encoder_stretch.py`` holds the second and third, each from the previous stage's fp16 export:
+``world_encoder_stretch.py`` holds the second and third (its docstring has the whole sequence), each
+from the previous stage's fp16 export:
 
     dediffusion train --preset world_encoder --out runs/world_encoder
     dediffusion export encoder runs/world_encoder runs/world_encoder_v4 --decoder-ref shipped:decoder
-    dediffusion train --preset world_encoder_stretch --out runs/world_encoder_stretch
-    dediffusion export encoder runs/world_encoder_stretch runs/world_encoder_v5 --decoder-ref shipped:decoder
-    dediffusion train --preset world_encoder_stretch2 --out runs/world_encoder_stretch2
-    dediffusion export encoder runs/world_encoder_stretch2 my_encoder --decoder-ref shipped:decoder
 
 ``dediffusion train --out DIR`` with no preset is the same run. ``--set seed=N`` in every stage for
 another training run (the shipped one is seed 0; ``benchmarks/checkpoints/encoder_seed{1,2}`` are
