@@ -6,7 +6,7 @@
         --dev 2000=runs/dev_evalB --dev 4000=runs/dev_evalC --out benchmarks/training_curve
 
 Each ``--run LABEL=PART,PART,...`` lists the stretches of one training run in order: a run folder with
-``metrics.jsonl`` (written by the trainer) or, for runs older than that file, the run's captured progress
+``metrics.jsonl`` (written by the trainer), such a file itself (``*.jsonl``) or, for runs older than that file, the run's captured progress
 bar (a log whose bar shows ``loss=``, the mean of the last 50 steps). A stretch's steps are counted on from
 the previous one's last step. ``--dev STEP=REPORT`` adds a dev-split ``dediffusion eval`` report of the
 seed-0 run after STEP steps. Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
@@ -24,8 +24,8 @@ BAR = re.compile(r"(\d+)/\d+ \[[^\]]*?loss=([0-9.eE+-]+)")
 def stretch_points(part: str, every: int = 50) -> list[tuple[int, float]]:
     """(step within the stretch, mean loss of the last 50 steps) from metrics.jsonl or a progress-bar log."""
     path = pathlib.Path(part)
-    if path.is_dir():
-        rows = [json.loads(r) for r in (path / "metrics.jsonl").read_text().splitlines()]
+    if path.is_dir() or path.suffix == ".jsonl":
+        rows = [json.loads(r) for r in (path / "metrics.jsonl" if path.is_dir() else path).read_text().splitlines()]
         return [(r["step"], r["loss"]) for r in rows if r["step"] % every == 0]
     last: dict[int, float] = {}
     for step, loss in BAR.findall(path.read_text(errors="replace")):

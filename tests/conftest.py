@@ -1,7 +1,8 @@
-"""Shared tiny configs and checkpoints: everything the tests train or load is built here, in seconds.
+"""Shared tiny configs, checkpoints and inputs: everything the tests train or load is built here, in seconds.
 
 Plain helpers (``TINY_DECODER``, ``TINY``, ``tiny_train_cfg``, ``TINY_TRAIN_ARGS``) are imported with
-``from .conftest import ...``; the checkpoints are session fixtures (built once per test run).
+``from .conftest import ...``; the checkpoints (decoder, encoder, LLM) are session fixtures (built once per test
+run); the loaded tiny model and the scene PNGs are module fixtures (built once per test module).
 """
 import os
 
@@ -59,6 +60,33 @@ def tiny_model_dir(tiny_decoder_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_encoder")
     train_encoder(tiny_train_cfg(steps=2), folder, tiny_decoder_dir, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory):
+    """A tiny random Llama and its byte-level tokenizer saved as a transformers folder (read-only)."""
+    from .tiny_llm import save_tiny_llm
+
+    return save_tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
+
+
+@pytest.fixture(scope="module")
+def tiny_dediffusion(tiny_model_dir):
+    """``tiny_model_dir`` loaded with ``load_dediffusion``, once per test module."""
+    from dediffusion.model.autoencoder import load_dediffusion
+
+    return load_dediffusion(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def scene_pngs():
+    """Six 16-px world scenes as PNG bytes."""
+    from dediffusion.data.world.batches import scenes
+    from dediffusion.data.world.scenes import render
+
+    from .serve_helpers import png
+
+    return [png(render(s, 16)) for s in scenes(5, 0, 6)]
 
 
 @pytest.fixture()

@@ -11,12 +11,6 @@ from dediffusion.apps.llm_prompts import ANSWER_SYSTEM, CHAT_SYSTEM, answer_mess
 from dediffusion.cli.main import main
 
 from .openai_server import OpenAIServer
-from .tiny_llm import save_tiny_llm
-
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    return save_tiny_llm(tmp_path_factory.mktemp("tiny_llm_cli"))
 
 
 def test_ask_with_local_llm_prints_one_answer_line(tiny_model_dir, tiny_llm_dir, image_files, tmp_path, capsys):

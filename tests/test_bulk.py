@@ -2,32 +2,10 @@
 import json
 
 import pytest
-import torch
 
 from dediffusion.bulk.stream import JsonlSink, Summary, encode_stream, read_jsonl, repair_jsonl
-from dediffusion.data.images import ImageInputError
 
-
-class FakeModel:
-    """texts(images) -> one word per image from its mean value; records batch sizes."""
-
-    def __init__(self):
-        self.batches = []
-
-    def texts(self, images):
-        self.batches.append(len(images))
-        return [f"v{float(x.mean()):.3f}" for x in images]
-
-
-def items(n, bad=(), log=None):
-    for i in range(n):
-        def load(i=i):
-            if log is not None:
-                log.append(i)
-            if i in bad:
-                raise ImageInputError(f"img{i}: broken")
-            return torch.full((3, 4, 4), i / 100)
-        yield f"img{i}", load
+from .bulk_helpers import FakeModel, items
 
 
 def test_stream_writes_every_good_image_once_in_batches(tmp_path):

@@ -10,8 +10,8 @@ from dediffusion.bulk.stream import read_jsonl
 from dediffusion.bulk.ranked import encode_ranked, merge_parts, part_files, part_path
 from dediffusion.cli.main import main
 
-from .test_bulk import FakeModel, items
-from .test_data import scene_members, write_scenes, write_shard
+from .bulk_helpers import FakeModel, items
+from .data_helpers import scene_members, write_scenes, write_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 

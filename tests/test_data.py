@@ -1,49 +1,17 @@
 """Data at scale: WebDataset shards as items, the seeded shuffled training stream, exact resume on folders."""
-import io
 import tarfile
 
 import pytest
 import torch
-from PIL import Image
 
 from dediffusion.data.images import load_image
 from dediffusion.data.shards import data_items
 from dediffusion.train.sources import DataConfig, FolderSource, ShuffledStream
 from dediffusion.train.fit_encoder import train_encoder
-from dediffusion.data.world.scenes import render, sample_scene
 
 from .conftest import tiny_train_cfg
-from .test_resume import _same, _state
-
-
-def scene_png(i: int, px: int = 16) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(render(sample_scene(3, i), px)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def write_scenes(folder, n: int, per_folder: int = 4) -> list:
-    """n scene PNGs in sub-folders of ``folder`` (the walk's order: sub-folders sorted, names sorted)."""
-    paths = []
-    for i in range(n):
-        path = folder / f"d{i // per_folder}" / f"{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(scene_png(i))
-        paths.append(path)
-    return paths
-
-
-def write_shard(path, members: list[tuple[str, bytes]], mode: str = "w"):
-    with tarfile.open(path, mode) as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
-
-
-def scene_members(n: int) -> list[tuple[str, bytes]]:
-    return [m for i in range(n) for m in ((f"s{i:02d}.png", scene_png(i)), (f"s{i:02d}.txt", b"caption"))]
+from .data_helpers import scene_members, scene_png, write_scenes, write_shard
+from .train_helpers import same_tensors, saved_state
 
 
 @pytest.mark.parametrize("name,mode", [("a.tar", "w"), ("a.tar.gz", "w:gz")])
@@ -178,10 +146,10 @@ def test_training_on_a_folder_resumes_exactly_across_epochs(tiny_decoder_dir, tm
     cfg = tiny_train_cfg(steps=4, data=DataConfig(paths=(str(tmp_path / "imgs"),), shuffle_buffer=3))  # 16 draws
     train_encoder(cfg, tmp_path / "straight", tiny_decoder_dir, progress=False)
     train_encoder(cfg, tmp_path / "split", tiny_decoder_dir, progress=False, stop_at=3)
-    mid = _state(tmp_path / "split")
+    mid = saved_state(tmp_path / "split")
     train_encoder(cfg, tmp_path / "split", tiny_decoder_dir, progress=False, resume=True)
-    assert _same(_state(tmp_path / "straight"), _state(tmp_path / "split"))
-    assert not _same(mid, _state(tmp_path / "split"))
+    assert same_tensors(saved_state(tmp_path / "straight"), saved_state(tmp_path / "split"))
+    assert not same_tensors(mid, saved_state(tmp_path / "split"))
     world = train_encoder(tiny_train_cfg(steps=1), tmp_path / "world", tiny_decoder_dir, progress=False)
     folder = train_encoder(tiny_train_cfg(steps=1, data=cfg.data), tmp_path / "f", tiny_decoder_dir, progress=False)
     assert not torch.equal(world.encoder.pooler.queries, folder.encoder.pooler.queries)  # the data is used

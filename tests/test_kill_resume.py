@@ -12,7 +12,7 @@ from dediffusion.checkpoint import load_tensors, read_metadata
 from dediffusion.cli.main import main
 from dediffusion.train.loop import TRAIN_STATE, read_train_state
 
-from .test_reliability import SRC
+from .train_helpers import SRC
 
 STEPS = 60
 TINY = ["model.encoder.backbone=cnn", "model.encoder.backbone_width=8", "model.encoder.width=16",

@@ -7,12 +7,7 @@ import torch
 from dediffusion.apps.llm import (SMOLLM2_CACHE_NAME, LLMError, LocalLLM, cache_dir, cut_at_stop, default_llm,
     ensure_cached)
 
-from .tiny_llm import build_tiny_llm, save_tiny_llm
-
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    return save_tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
+from .tiny_llm import build_tiny_llm
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from dediffusion.train.fit_encoder import train_encoder
 
 from .image_corpus import build_corpus
 from .conftest import tiny_train_cfg
-
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+from .train_helpers import SRC
 
 
 @pytest.fixture(scope="module")

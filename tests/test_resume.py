@@ -8,29 +8,21 @@ from dediffusion.checkpoint import load_tensors
 from dediffusion.model.decoders.builtin import BuiltinDecoder
 from dediffusion.train.fit_decoder import DecoderTrainConfig, pretrain_decoder
 from dediffusion.train.fit_encoder import train_encoder
-from dediffusion.train.loop import read_train_state
 
 from .conftest import TINY_DECODER
 from .conftest import tiny_train_cfg
-
-
-def _state(folder, group="params"):
-    return read_train_state(folder)[1][group]
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+from .train_helpers import same_tensors, saved_state
 
 
 def test_encoder_resume_continues_exactly(tiny_decoder_dir, tmp_path):
     cfg = tiny_train_cfg(steps=4)
     train_encoder(cfg, tmp_path / "straight", tiny_decoder_dir, progress=False)
     train_encoder(cfg, tmp_path / "split", tiny_decoder_dir, progress=False, stop_at=2)
-    mid = _state(tmp_path / "split")
+    mid = saved_state(tmp_path / "split")
     train_encoder(cfg, tmp_path / "split", tiny_decoder_dir, progress=False, resume=True)
-    a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
-    assert _same(a, b)
-    assert not _same(a, mid)  # the resumed run did train further
+    a, b = saved_state(tmp_path / "straight"), saved_state(tmp_path / "split")
+    assert same_tensors(a, b)
+    assert not same_tensors(a, mid)  # the resumed run did train further
     # the training curve: a row per checkpoint (every 2 steps here), the same whether or not the run was split
     rows = [[{k: v for k, v in json.loads(r).items() if k != "seconds"}
              for r in (tmp_path / f / "metrics.jsonl").read_text().splitlines()] for f in ("straight", "split")]
@@ -47,7 +39,7 @@ def test_encoder_world_rendered_ahead_by_workers_trains_identically(tiny_decoder
     train_encoder(workers, tmp_path / "workers", tiny_decoder_dir, progress=False, stop_at=2)
     train_encoder(workers, tmp_path / "workers", tiny_decoder_dir, progress=False, resume=True)
     for group in ("params", "optimizer"):
-        assert _same(_state(tmp_path / "inline", group), _state(tmp_path / "workers", group)), group
+        assert same_tensors(saved_state(tmp_path / "inline", group), saved_state(tmp_path / "workers", group)), group
 
 
 def test_encoder_init_from_starts_at_the_saved_weights(tiny_decoder_dir, tmp_path):
@@ -56,9 +48,9 @@ def test_encoder_init_from_starts_at_the_saved_weights(tiny_decoder_dir, tmp_pat
     saved = load_tensors(tmp_path / "first" / "encoder.safetensors", None)
     still = replace(cfg, lr=0.0, steps=1, warmup=1, init_from=str(tmp_path / "first"))
     model = train_encoder(still, tmp_path / "still", tiny_decoder_dir, progress=False)
-    assert _same(model.trainable_state(), saved)  # lr 0: exactly the starting weights
+    assert same_tensors(model.trainable_state(), saved)  # lr 0: exactly the starting weights
     fresh = train_encoder(replace(still, init_from=""), tmp_path / "fresh", tiny_decoder_dir, progress=False)
-    assert not _same(fresh.trainable_state(), saved)
+    assert not same_tensors(fresh.trainable_state(), saved)
     other = replace(cfg, model=replace(cfg.model, encoder=replace(cfg.model.encoder, num_tokens=3)),
                     init_from=str(tmp_path / "first"))
     with pytest.raises(ValueError, match="init_from"):
@@ -80,9 +72,9 @@ def test_decoder_resume_continues_exactly(tmp_path):
     pretrain_decoder(cfg, tmp_path / "split", progress=False, stop_at=2)
     pretrain_decoder(cfg, tmp_path / "split", progress=False, resume=True)
     for group in ("params", "ema", "optimizer"):
-        assert _same(_state(tmp_path / "straight", group), _state(tmp_path / "split", group)), group
+        assert same_tensors(saved_state(tmp_path / "straight", group), saved_state(tmp_path / "split", group)), group
     a = load_tensors(tmp_path / "straight" / "decoder.safetensors", None)
-    assert _same(a, load_tensors(tmp_path / "split" / "decoder.safetensors", None))
+    assert same_tensors(a, load_tensors(tmp_path / "split" / "decoder.safetensors", None))
 
 
 def test_decoder_batches_from_worker_processes_train_identically(tmp_path):
@@ -93,7 +85,7 @@ def test_decoder_batches_from_worker_processes_train_identically(tmp_path):
     pretrain_decoder(workers, tmp_path / "workers", progress=False, stop_at=2)
     pretrain_decoder(workers, tmp_path / "workers", progress=False, resume=True)
     for group in ("params", "ema", "optimizer"):
-        assert _same(_state(tmp_path / "inline", group), _state(tmp_path / "workers", group)), group
+        assert same_tensors(saved_state(tmp_path / "inline", group), saved_state(tmp_path / "workers", group)), group
 
 
 def test_decoder_init_from_starts_at_the_saved_weights(tmp_path):
@@ -102,14 +94,14 @@ def test_decoder_init_from_starts_at_the_saved_weights(tmp_path):
     cfg = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1, init_from=str(start))
     pretrain_decoder(cfg, tmp_path / "ft", progress=False)
     saved = load_tensors(start / "decoder.safetensors", None)
-    assert _same(_state(tmp_path / "ft", "params"), saved)  # lr 0: still exactly the starting weights
+    assert same_tensors(saved_state(tmp_path / "ft", "params"), saved)  # lr 0: still exactly the starting weights
     fresh = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1)
     pretrain_decoder(fresh, tmp_path / "fresh", progress=False)
-    assert not _same(_state(tmp_path / "fresh", "params"), saved)
+    assert not same_tensors(saved_state(tmp_path / "fresh", "params"), saved)
     cont = DecoderTrainConfig(decoder=TINY_DECODER, steps=1, batch_size=2, lr=0.0, warmup=1,
                               init_from=str(tmp_path / "fresh"))  # a training folder: its raw parameters
     pretrain_decoder(cont, tmp_path / "cont", progress=False)
-    assert _same(_state(tmp_path / "cont", "params"), _state(tmp_path / "fresh", "params"))
+    assert same_tensors(saved_state(tmp_path / "cont", "params"), saved_state(tmp_path / "fresh", "params"))
     with pytest.raises(ValueError, match="init_from"):
         other = replace(TINY_DECODER, unet_channels=(8, 8))
         pretrain_decoder(replace(cfg, decoder=other), tmp_path / "bad", progress=False)

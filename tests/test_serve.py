@@ -12,51 +12,19 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'dediffusion[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from dediffusion.model.autoencoder import load_dediffusion
 from dediffusion.model.sampling import generate
 from dediffusion.data.images import load_image_bytes
 from dediffusion.serve import ServeConfig, create_app
-from dediffusion.data.world.batches import scenes
-from dediffusion.data.world.scenes import render
 
 from .image_corpus import build_corpus  # noqa: E402
-from .tiny_llm import save_tiny_llm  # noqa: E402
+from .serve_helpers import files, make_client  # noqa: E402
 
 ENDPOINTS = ("/encode", "/decode", "/reconstruct", "/ask", "/explain", "/health", "/scene")
 
 
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
-def scene_pngs():
-    return [png(render(s, 16)) for s in scenes(5, 0, 6)]
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir):  # noqa: F811
-    return load_dediffusion(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    return save_tiny_llm(tmp_path_factory.mktemp("tiny_llm_serve"))
-
-
-def make_client(model, tiny_llm_dir=None, **cfg) -> TestClient:
-    from dediffusion.apps.llm import LocalLLM
-
-    factory = (lambda: LocalLLM.from_pretrained(tiny_llm_dir)) if tiny_llm_dir else None
-    # a 500 is answered as JSON (as uvicorn would), not re-raised into the test
-    return TestClient(create_app(ServeConfig(**cfg), model=model, llm_factory=factory), raise_server_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def client(model, tiny_llm_dir):
-    with make_client(model, tiny_llm_dir, max_wait_ms=20, max_images=40) as c:
+def client(tiny_dediffusion, tiny_llm_dir):
+    with make_client(tiny_dediffusion, tiny_llm_dir, max_wait_ms=20, max_images=40) as c:
         yield c
 
 
@@ -64,10 +32,6 @@ def library_texts(model, pngs) -> list[str]:
     images = torch.stack([load_image_bytes(p, "x", model.decoder.resolution) for p in pngs])
     with torch.inference_mode():
         return model.texts(images)
-
-
-def files(pngs, names=None):
-    return [("files", (names[i] if names else f"s{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
 
 
 def test_openapi_lists_every_endpoint_and_docs_and_page_are_served(client):
@@ -83,8 +47,8 @@ def test_openapi_lists_every_endpoint_and_docs_and_page_are_served(client):
     assert health["status"] == "ok" and health["resolution"] == 8 and health["tokens"] > 0
 
 
-def test_encode_multipart_and_base64_json_give_the_library_texts(client, model, scene_pngs):
-    want = library_texts(model, scene_pngs)
+def test_encode_multipart_and_base64_json_give_the_library_texts(client, tiny_dediffusion, scene_pngs):
+    want = library_texts(tiny_dediffusion, scene_pngs)
     got = client.post("/encode", files=files(scene_pngs)).json()
     assert got["failed"] == 0 and [r["text"] for r in got["results"]] == want
     assert [r["part"] for r in got["results"]] == [f"files[{i}]" for i in range(len(want))]
@@ -95,9 +59,9 @@ def test_encode_multipart_and_base64_json_give_the_library_texts(client, model, 
     assert got["results"][0]["name"] == "a.png" and got["results"][1]["name"] == "images[1]"
 
 
-def test_concurrent_requests_share_forward_passes_and_answers_are_unchanged(model, scene_pngs):
-    want = library_texts(model, scene_pngs)
-    with make_client(model, max_wait_ms=200, max_batch=4) as c:
+def test_concurrent_requests_share_forward_passes_and_answers_are_unchanged(tiny_dediffusion, scene_pngs):
+    want = library_texts(tiny_dediffusion, scene_pngs)
+    with make_client(tiny_dediffusion, max_wait_ms=200, max_batch=4) as c:
         with ThreadPoolExecutor(len(scene_pngs)) as pool:
             replies = list(pool.map(lambda p: c.post("/encode", files=files([p])), scene_pngs))
         stats = c.get("/health").json()
@@ -106,19 +70,19 @@ def test_concurrent_requests_share_forward_passes_and_answers_are_unchanged(mode
     assert stats["batches"] < len(scene_pngs) and stats["largest_batch"] <= 4
 
 
-def test_full_queue_answers_503_and_the_server_goes_on(model, scene_pngs):
-    with make_client(model, max_queue=2) as c:
+def test_full_queue_answers_503_and_the_server_goes_on(tiny_dediffusion, scene_pngs):
+    with make_client(tiny_dediffusion, max_queue=2) as c:
         r = c.post("/encode", files=files(scene_pngs[:3]))
         assert r.status_code == 503 and "waiting" in r.json()["error"] and r.headers["retry-after"] == "1"
         assert c.post("/encode", files=files(scene_pngs[:2])).status_code == 200
 
 
-def test_decode_is_the_library_generate_and_seeded(client, model):
+def test_decode_is_the_library_generate_and_seeded(client, tiny_dediffusion):
     req = {"text": "a large red circle at the top left", "steps": 3, "guidance": 2.0, "seed": 5}
     a, b = client.post("/decode", json=req).json(), client.post("/decode", json=req).json()
     other = client.post("/decode", json={**req, "seed": 6}).json()
     assert a["image"] == b["image"] != other["image"]
-    want = generate(model.decoder, [req["text"]], steps=3, guidance=2.0, seed=5)[0]
+    want = generate(tiny_dediffusion.decoder, [req["text"]], steps=3, guidance=2.0, seed=5)[0]
     got = Image.open(io.BytesIO(base64.b64decode(a["image"].split(",")[1])))
     assert np.array_equal(np.asarray(got), (want.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
     big = client.post("/decode", json={**req, "scale": 4}).json()["image"]
@@ -147,8 +111,8 @@ def test_ask_about_a_text_or_an_image(client, scene_pngs):
     assert r.status_code == 422 and r.json()["part"] == "text"
 
 
-def test_ask_without_a_language_model_is_a_503_naming_it(model):
-    with make_client(model) as c:
+def test_ask_without_a_language_model_is_a_503_naming_it(tiny_dediffusion):
+    with make_client(tiny_dediffusion) as c:
         r = c.post("/ask", json={"text": "a red circle", "question": "What colour?"})
     assert r.status_code == 503 and r.json()["part"] == "llm"
 
@@ -211,7 +175,7 @@ def test_bad_image_corpus_over_http_every_bad_part_named_good_ones_answered(clie
             assert res["text"].split(), res
 
 
-def test_a_stable_diffusion_decoder_folder_serves_too(tiny_model_dir, scene_pngs, tmp_path, monkeypatch):  # noqa: F811
+def test_a_stable_diffusion_decoder_folder_serves_too(tiny_model_dir, scene_pngs, tmp_path, monkeypatch):
     """``--decoder`` takes a diffusers Stable Diffusion folder, as the CLI does (a tiny random one here, at the
     tiny encoder's 8 px)."""
     from . import tiny_models

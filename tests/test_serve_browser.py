@@ -19,8 +19,7 @@ from PIL import Image  # noqa: E402
 from dediffusion.serve import ServeConfig, create_app
 from dediffusion.data.world.scenes import render, sample_scene
 
-from .test_serve import model, tiny_llm_dir  # noqa: E402,F401 - fixtures
-from .test_serve_limits import start_server  # noqa: E402
+from .serve_helpers import start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 # a closed network: no first-run, sync, component or QUIC traffic that would stall start-up
@@ -40,7 +39,7 @@ def server_url(request, tmp_path_factory):
         from dediffusion.apps.llm import LocalLLM
 
         llm_dir = request.getfixturevalue("tiny_llm_dir")
-        app = create_app(ServeConfig(), model=request.getfixturevalue("model"),
+        app = create_app(ServeConfig(), model=request.getfixturevalue("tiny_dediffusion"),
                          llm_factory=lambda: LocalLLM.from_pretrained(llm_dir))
     server, thread, port = start_server(app)
     yield f"http://127.0.0.1:{port}"

@@ -16,12 +16,12 @@ from dediffusion.cli.main import build_parser
 from dediffusion.serve import ServeConfig, create_app
 from dediffusion.cli.serving import config_from_args
 
-from .test_serve import files, make_client, model, png, scene_pngs  # noqa: E402,F401 - fixtures
+from .serve_helpers import files, make_client, png, start_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client(model):  # noqa: F811
-    with make_client(model, max_upload_mb=0.05, max_pixels=10_000, max_images=3, max_steps=10) as c:
+def client(tiny_dediffusion):
+    with make_client(tiny_dediffusion, max_upload_mb=0.05, max_pixels=10_000, max_images=3, max_steps=10) as c:
         yield c
 
 
@@ -79,25 +79,6 @@ def test_serve_flags_make_the_config_and_bad_settings_are_refused():
 
 
 # --- a real server: uvicorn on a loopback port, in a thread -----------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(app, **kw):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", **kw))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    return server, thread, server.config.port
-
-
 def post_json(port: int, path: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
@@ -105,8 +86,8 @@ def post_json(port: int, path: str, body: dict, timeout: float = 60) -> tuple[in
     return r.status, json.loads(r.read())
 
 
-def test_real_server_survives_a_dropped_upload_and_finishes_in_flight_requests_on_shutdown(model, scene_pngs):
-    app = create_app(ServeConfig(max_steps=2000), model=model)
+def test_real_server_survives_a_dropped_upload_and_finishes_in_flight_requests_on_shutdown(tiny_dediffusion, scene_pngs):
+    app = create_app(ServeConfig(max_steps=2000), model=tiny_dediffusion)
     server, thread, port = start_server(app, timeout_graceful_shutdown=30)
     body = json.dumps({"images": [base64.b64encode(scene_pngs[0]).decode()]}).encode()
     with socket.create_connection(("127.0.0.1", port)) as s:  # announces 10x the bytes it sends, then leaves

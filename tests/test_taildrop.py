@@ -6,7 +6,7 @@ from dediffusion.model.autoencoder import load_dediffusion
 from dediffusion.cli.main import main
 from dediffusion.model.decoders import load_decoder
 from dediffusion.data.images import save_image
-from dediffusion.train.fit_encoder import encoder_step, tail_lengths, train_encoder
+from dediffusion.train.fit_encoder import tail_lengths, train_encoder
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import (FUNCTION_WORDS, corrupt, full_caption, noisy_caption, tag_caption,
     vocabulary_words)

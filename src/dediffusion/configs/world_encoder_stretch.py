@@ -1,7 +1,7 @@
-"""Stages 2 and 3 of the shipped world encoder (v6): 2 x 2,000 more steps on fresh scenes, each from
+"""Stages 2-4 of the shipped world encoder (v7): 3 x 2,000 more steps on fresh scenes, each from
 the previous stage's export.
 
-The shipped encoder is three stretches of one recipe, each 2,000 steps at batch 32; stage 1 is
+The shipped encoder is four stretches of one recipe, each 2,000 steps at batch 32; stage 1 is
 ``world_encoder.py`` (the ``train`` defaults):
 
     dediffusion train --preset world_encoder --out runs/world_encoder
@@ -9,7 +9,9 @@ The shipped encoder is three stretches of one recipe, each 2,000 steps at batch 
     dediffusion train --preset world_encoder_stretch --out runs/world_encoder_stretch
     dediffusion export encoder runs/world_encoder_stretch runs/world_encoder_v5 --decoder-ref shipped:decoder
     dediffusion train --preset world_encoder_stretch2 --out runs/world_encoder_stretch2
-    dediffusion export encoder runs/world_encoder_stretch2 my_encoder --decoder-ref shipped:decoder
+    dediffusion export encoder runs/world_encoder_stretch2 runs/world_encoder_v6 --decoder-ref shipped:decoder
+    dediffusion train --preset world_encoder_stretch3 --out runs/world_encoder_stretch3
+    dediffusion export encoder runs/world_encoder_stretch3 my_encoder --decoder-ref shipped:decoder
 
 Each stretch starts from the previous stage's fp16 export (``init_from``), as the shipped runs did;
 ``--set init_from=DIR`` starts from another encoder folder. ``--set seed=N`` in every stage for
@@ -18,9 +20,9 @@ are seeds 1 and 2).
 
 A stretch holds the Gumbel temperature at stage 1's final 0.3 with stage 1's final noise scale
 (0.3 x 0.3 / 2.0 = 0.045), restarts a shorter lr schedule (3e-4, 100 warm-up steps, cosine) and
-draws new scenes (``data_seed`` 100 in stage 2, 101 in stage 3; the eval splits are seeds 1 and 7).
+draws new scenes (``data_seed`` 100, 101, 102 in stages 2, 3, 4; the eval splits are seeds 1 and 7).
 
-Cost: about 26 min per stage on one CPU thread (0.77 s per step), 192,000 images in all.
+Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 256,000 images in all.
 
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
 training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6; higher in every run
@@ -36,6 +38,7 @@ from dediffusion.train.fit_encoder import EncoderTrainConfig, world_model_config
 
 STAGE_1_EXPORT = "runs/world_encoder_v4"  # dediffusion export encoder runs/world_encoder runs/world_encoder_v4 ...
 STAGE_2_EXPORT = "runs/world_encoder_v5"
+STAGE_3_EXPORT = "runs/world_encoder_v6"
 
 
 def config() -> EncoderTrainConfig:
@@ -48,3 +51,8 @@ def config() -> EncoderTrainConfig:
 def stage3() -> EncoderTrainConfig:
     """``world_encoder_stretch2``: the same stretch again from stage 2's export, on other fresh scenes."""
     return replace(config(), data_seed=101, init_from=STAGE_2_EXPORT)
+
+
+def stage4() -> EncoderTrainConfig:
+    """``world_encoder_stretch3``: the same stretch again from stage 3's export, on other fresh scenes."""
+    return replace(config(), data_seed=102, init_from=STAGE_3_EXPORT)
