@@ -25,10 +25,10 @@ draws new scenes (``data_seed`` 100, 101, 102 in stages 2, 3, 4; the eval splits
 Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 256,000 images in all.
 
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
-training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6; higher in every run
-at guidance 1.5 and 3; FD and KID mixed: better in one run, worse in one). Test split (seed 7, n =
-1000, g = 1.5), three runs: raw 0.562 +- 0.041 -> 0.591 +- 0.045, chance-corrected strict 0.39 -> 0.44,
-FD 960 +- 90 -> 1011 +- 124 (``benchmarks/RESULTS.md``, sections 1 and 3).
+training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6), 0.610 / 0.583 after
+stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031: no FD or KID change clear of zero in any run).
+Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.591 +- 0.045 (v6) -> 0.612 +- 0.040 (v7), chance-corrected
+strict 0.44 -> 0.49, FD 1011 +- 124 -> 1009 +- 257 (``benchmarks/RESULTS.md``, sections 1 and 3).
 """
 from __future__ import annotations
 
