@@ -84,7 +84,7 @@ def scene_pngs():
     from dediffusion.data.world.batches import scenes
     from dediffusion.data.world.scenes import render
 
-    from .serve_helpers import png
+    from .data_helpers import png
 
     return [png(render(s, 16)) for s in scenes(5, 0, 6)]
 

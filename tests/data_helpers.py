@@ -2,15 +2,21 @@
 import io
 import tarfile
 
+import numpy as np
 from PIL import Image
 
 from dediffusion.data.world.scenes import render, sample_scene
 
 
-def scene_png(i: int, px: int = 16) -> bytes:
+def png(arr: np.ndarray) -> bytes:
+    """An (H,W,3) uint8 image as PNG bytes."""
     buf = io.BytesIO()
-    Image.fromarray(render(sample_scene(3, i), px)).save(buf, "PNG")
+    Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()
+
+
+def scene_png(i: int, px: int = 16) -> bytes:
+    return png(render(sample_scene(3, i), px))
 
 
 def write_scenes(folder, n: int, per_folder: int = 4) -> list:

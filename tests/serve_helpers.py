@@ -1,22 +1,12 @@
-"""Helpers for the service tests: PNG bytes, multipart parts, a TestClient on a loaded model, a real uvicorn server.
+"""Helpers for the service tests: multipart parts, a TestClient on a loaded model, a real uvicorn server.
 
 FastAPI, its TestClient and uvicorn are imported inside the functions that use them (the ``serve`` extra).
 """
-import io
 import socket
 import threading
 import time
 
-import numpy as np
-from PIL import Image
-
 from dediffusion.serve import ServeConfig, create_app
-
-
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def files(pngs, names=None):

@@ -16,7 +16,8 @@ from dediffusion.cli.main import build_parser
 from dediffusion.serve import ServeConfig, create_app
 from dediffusion.cli.serving import config_from_args
 
-from .serve_helpers import files, make_client, png, start_server  # noqa: E402
+from .data_helpers import png  # noqa: E402
+from .serve_helpers import files, make_client, start_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")

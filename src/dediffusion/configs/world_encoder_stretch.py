@@ -27,8 +27,9 @@ Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 2
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
 training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6), 0.610 / 0.583 after
 stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031: no FD or KID change clear of zero in any run).
-Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.591 +- 0.045 (v6) -> 0.612 +- 0.040 (v7), chance-corrected
-strict 0.44 -> 0.49, FD 1011 +- 124 -> 1009 +- 257 (``benchmarks/RESULTS.md``, sections 1 and 3).
+Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.591 +- 0.045 (v6) -> 0.612 +- 0.040 (v7),
+chance-corrected strict 0.44 -> 0.49, FD 1011 +- 124 -> 1009 +- 257 (``benchmarks/RESULTS.md``,
+sections 1 and 3).
 """
 from __future__ import annotations
 
