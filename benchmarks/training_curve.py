@@ -4,12 +4,16 @@
         --run seed0=runs/encB_s0.log,runs/encC_s0 --run seed1=runs/encB_s1.log,runs/encC_s1 \
         --run seed2=runs/encB_s2.log,runs/encC_s2 \
         --dev 2000=runs/dev_evalB --dev 4000=runs/dev_evalC --out benchmarks/training_curve
+    python benchmarks/training_curve.py --extend benchmarks/training_curve/curve.json \
+        --run seed0=benchmarks/training_curve/stage5_seed0.metrics.jsonl ... --dev 10000=REPORT --out ...
 
 Each ``--run LABEL=PART,PART,...`` lists the stretches of one training run in order: a run folder with
 ``metrics.jsonl`` (written by the trainer), such a file itself (``*.jsonl``) or, for runs older than that file, the run's captured progress
 bar (a log whose bar shows ``loss=``, the mean of the last 50 steps). A stretch's steps are counted on from
 the previous one's last step. ``--dev STEP=REPORT`` adds a dev-split ``dediffusion eval`` report of the
-seed-0 run after STEP steps. Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
+seed-0 run after STEP steps. ``--extend CURVE`` starts from an earlier ``curve.json`` (its runs and dev
+points; each run's new parts continue after its last step), so a curve grows one stretch at a time
+without the earlier logs. Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
 """
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ def stretch_points(part: str, every: int = 50) -> list[tuple[int, float]]:
     return [(s, v) for s, v in sorted(last.items()) if s and s % every == 0]
 
 
-def run_curve(parts: list[str]) -> list[tuple[int, float]]:
-    out, offset = [], 0
+def run_curve(parts: list[str], start: list | None = None) -> list[tuple[int, float]]:
+    out = [tuple(p) for p in start or []]
+    offset = out[-1][0] if out else 0
     for part in parts:
         pts = stretch_points(part)
         out += [(offset + s, v) for s, v in pts]
@@ -77,10 +82,13 @@ def main() -> None:
     ap.add_argument("--run", action="append", default=[], metavar="LABEL=PART,PART")
     ap.add_argument("--dev", action="append", default=[], metavar="STEP=REPORT")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--extend", metavar="CURVE_JSON", help="an earlier curve.json to continue")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    curves = {lab: run_curve(parts.split(",")) for lab, parts in (r.split("=", 1) for r in a.run)}
-    dev = [dev_point(int(s), f) for s, f in (d.split("=", 1) for d in a.dev)]
+    prev = json.loads(pathlib.Path(a.extend).read_text()) if a.extend else {"runs": {}, "dev": []}
+    curves = {lab: run_curve(parts.split(","), prev["runs"].get(lab)) for lab, parts in (r.split("=", 1) for r in a.run)}
+    dev = sorted(prev["dev"] + [dev_point(int(s), f) for s, f in (d.split("=", 1) for d in a.dev)],
+                 key=lambda d: d["step"])
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "curve.json").write_text(json.dumps({"batch": a.batch, "runs": curves, "dev": dev}, indent=1))
