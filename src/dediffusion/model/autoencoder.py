@@ -21,7 +21,7 @@ from dediffusion.config import from_dict, to_dict
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
-from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, collision_rate
+from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate
 from dediffusion.model.tokenizer import allowed_ids, decode_ids
 
 
@@ -47,6 +47,8 @@ class DeDiffusion(nn.Module):
         vocab = allowed_ids(decoder.tokenizer, cfg.head.vocab, list(cfg.allow_words))
         self.encoder = ImageEncoder(cfg.encoder, resolution=getattr(decoder, "resolution", 16))
         self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
+        # log P(next | previous) over the head's words (A, A), set by training code when bigram_weight > 0
+        self.register_buffer("text_prior", None, persistent=False)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -61,10 +63,13 @@ class DeDiffusion(nn.Module):
         """
         return self.head(self.encoder(images, features))
 
+    def forward_weights(self, logits: torch.Tensor, tau: float | None, generator=None) -> torch.Tensor:
+        """Logits -> (relaxed) one-hot words (B, N, A); ``tau=None`` gives the hard argmax words."""
+        return self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator)
+
     def forward_tokens(self, logits: torch.Tensor, tau: float | None, generator=None) -> torch.Tensor:
         """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
-        weights = self.head.one_hot(logits) if tau is None else self.head.sample(logits, tau, generator)
-        return self.head.embed(weights, self.decoder.token_embedding)
+        return self.head.embed(self.forward_weights(logits, tau, generator), self.decoder.token_embedding)
 
     def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
@@ -77,17 +82,24 @@ class DeDiffusion(nn.Module):
         ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
         """
         logits = self.forward_encoder(images, features)
-        denoise = self.forward_loss(images, self.forward_tokens(logits, tau, generator), t, noise, lengths)
+        weights = self.forward_weights(logits, tau, generator)
+        denoise = self.forward_loss(images, self.head.embed(weights, self.decoder.token_embedding), t, noise, lengths)
         repeat = collision_rate(logits).mean()  # (), logged
         sameness = batch_sameness(logits)  # ()
         loss = denoise + self.cfg.head.diversity_weight * sameness
+        extra = {}
+        if self.cfg.head.bigram_weight:
+            if self.text_prior is None:
+                raise ValueError("head.bigram_weight > 0 needs model.text_prior (train/fit_encoder.py sets it)")
+            extra["bigram"] = bigram_nll(weights, self.text_prior)  # the emitted (straight-through) words
+            loss = loss + self.cfg.head.bigram_weight * extra["bigram"]
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
             probs = logits.float().softmax(-1)
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
         return loss, {"loss": denoise.item(), "repeat": repeat.item(), "same": sameness.item(), "distinct": distinct,
-                      "entropy": entropy.item(), "tau": tau}
+                      "entropy": entropy.item(), "tau": tau, **{k: v.item() for k, v in extra.items()}}
 
     # --- inference -------------------------------------------------------------------
     @torch.no_grad()

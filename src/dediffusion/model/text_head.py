@@ -35,6 +35,7 @@ class TextHeadConfig:
     sample_seed: int = 0  # the same Gumbel noise for every image: texts depend on the image only
     inference_tokens: int = 0  # emit the first K tokens (0: all); a TailDrop-trained encoder serves any K
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
+    bigram_weight: float = 0.0  # weight of bigram_nll under a caption bigram table (readability; world decoder only)
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
@@ -87,6 +88,18 @@ def batch_sameness(logits: torch.Tensor) -> torch.Tensor:
     p = logits.float().softmax(-1).mean(0)  # (N,A)
     entropy = -(p * p.clamp_min(1e-12).log()).sum(-1)  # (N,)
     return 1 - entropy.mean() / math.log(logits.shape[-1])
+
+
+def bigram_nll(weights: torch.Tensor, log_bigram: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per consecutive word pair under a bigram table ().
+
+    ``weights`` (B, N, A): (relaxed) one-hot words, e.g. the straight-through samples the decoder reads
+    (hard in the forward pass, so the value is the emitted text's own). ``log_bigram`` (A, A): log
+    P(next word j | word i), e.g. counted on captions. Low for texts whose word pairs occur in captions,
+    high for word salad ("left left left"); the gradient reaches the logits through the relaxation.
+    """
+    pairs = torch.einsum("bti,ij,btj->bt", weights[:, :-1].float(), log_bigram.float(), weights[:, 1:].float())
+    return -pairs.mean()
 
 
 class TextHead(nn.Module):

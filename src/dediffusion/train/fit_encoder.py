@@ -30,7 +30,8 @@ from dediffusion.config import to_dict
 from dediffusion.model.decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from dediffusion.pretrained import resolve, shipped_ref
 from dediffusion.model.text_head import TextHeadConfig, temperature
-from dediffusion.data.world.scenes import vocabulary_words
+from dediffusion.model.tokenizer import decode_ids
+from dediffusion.data.world.scenes import caption_bigrams, vocabulary_words
 from dediffusion import distributed
 from dediffusion.train.sources import DataConfig, WorldSource, check_resume_data, make_source
 from dediffusion.train.defaults import check_resume_decoder, warn_world_only
@@ -174,7 +175,19 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
     model = DeDiffusion(model_cfg, decoder)
     if cfg.model.encoder.backbone == "attribute_cnn":
         model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
+    if cfg.model.head.bigram_weight:
+        model.text_prior = text_prior(model)
     return model
+
+
+def text_prior(model: DeDiffusion) -> torch.Tensor:
+    """The caption bigram table over the head's words, for ``head.bigram_weight`` (embedded world only)."""
+    words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
+    unknown = sorted(set(words) - set(vocabulary_words()))
+    if unknown:
+        raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
+                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
+    return torch.from_numpy(caption_bigrams(words)).float()
 
 
 def start_weights(model: DeDiffusion, folder) -> None:

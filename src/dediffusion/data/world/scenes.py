@@ -180,3 +180,20 @@ def vocabulary_words() -> list[str]:
     """Every word any caption of this world can use (the decoder's training words)."""
     cells = (w for cell in CELLS for w in cell.split())
     return sorted({*FUNCTION_WORDS, "background", *SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *cells})
+
+
+def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1) -> np.ndarray:
+    """log P(next word | word) (len(words), len(words)) from the full captions of ``n`` training scenes.
+
+    Add-``smoothing`` counts over ``words`` (pairs with a word outside ``words`` are skipped), so word
+    salad such as "left left" gets a low but finite probability. The readability prior of
+    ``head.bigram_weight`` (``model.text_head.bigram_nll``).
+    """
+    index = {w: i for i, w in enumerate(words)}
+    counts = np.full((len(words), len(words)), smoothing)
+    for k in range(n):
+        ids = [index.get(w) for w in full_caption(sample_scene(seed, k)).split()]
+        for a, b in zip(ids, ids[1:]):
+            if a is not None and b is not None:
+                counts[a, b] += 1
+    return np.log(counts / counts.sum(1, keepdims=True))
