@@ -6,8 +6,9 @@ For each encoder (and the human-like caption, the full caption and the empty pro
 logistic regressions from binary word unigrams + bigrams to scene attributes (``dediffusion.eval.text_probe``)
 are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored on 1,000 held-out scenes:
 ``--split dev`` scores dev scenes 2000-2999 (for choices), ``--split test`` the test seed 7 (to report).
-Also the share of emitted words that name a shape, colour, size or position, distinct texts and mean
-length. ``--tokens K`` keeps each encoder's first K tokens. Writes ``text_stats.json`` and ``text_stats.md``.
+Also the share of emitted words that name a shape, colour, size or position, readability (the share
+of consecutive word pairs that occur in full captions, and of repeated-word pairs), distinct texts and
+mean length. ``--tokens K`` keeps each encoder's first K tokens. Writes ``text_stats.json`` and ``text_stats.md``.
 """
 from __future__ import annotations
 
@@ -66,11 +67,13 @@ def main(argv=None) -> int:
                                                      "rows": rows}, indent=2) + "\n")
     lines = [f"# What the texts say without a reader ({a.split} split)", "", "    " + command, "",
              "| source | n-gram probe, all | background | content | colour | size | share of full caption | "
-             "content-word share | distinct | words |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "content-word share | caption word pairs | repeated pairs | distinct | words |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         p = r["probe"]
         lines.append(f"| `{name}` | {p['all']:.3f} | {p['background']:.3f} | {p['content']:.3f} | {p['colour']:.3f} | "
                      f"{p['size']:.3f} | {r['share_of_full_caption']:.2f} | {r['content_word_share']:.2f} | "
+                     f"{r['caption_pair_share']:.2f} | {r['repeat_pair_share']:.2f} | "
                      f"{r['distinct_text_fraction']:.2f} | {r['mean_words']:.1f} |")
     (out / "text_stats.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -28,3 +28,9 @@ def test_features_are_binary_ngrams_over_the_fit_vocabulary_and_targets_mark_mis
 def test_surface_stats_count_content_words():
     stats = surface_stats(["a red circle at the top", "red red"])
     assert stats["content_word_share"] == 5 / 8 and stats["distinct_text_fraction"] == 1.0 and stats["mean_words"] == 4
+
+
+def test_surface_stats_read_caption_order_and_repeats():
+    # caption pairs: (red,circle) (circle,at) (at,the) (the,top); not (a,red): full captions say "a large red"
+    stats = surface_stats(["a red circle at the top", "red red", "left top"])
+    assert stats["caption_pair_share"] == 4 / 7 and stats["repeat_pair_share"] == 1 / 7

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene
+from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene, full_caption, \
+    sample_scene
 from dediffusion.eval.probe import targets
 from dediffusion.model.attribute_cnn import HEADS as CELL_HEADS
 
@@ -83,9 +84,20 @@ def text_probe(fit_texts: list[str], fit_scenes: list[Scene], test_texts: list[s
     return acc
 
 
+def caption_pairs(n: int = 2000, seed: int = 0) -> frozenset[tuple[str, str]]:
+    """Every consecutive word pair of the full captions of ``n`` training scenes."""
+    return frozenset(p for k in range(n) for t in [full_caption(sample_scene(seed, k)).split()]
+                     for p in zip(t, t[1:]))
+
+
 def surface_stats(texts: list[str]) -> dict[str, float]:
-    """Share of words naming a shape, colour, size or position; distinct texts; mean words per text."""
+    """Share of words naming a shape, colour, size or position; distinct texts; mean words per text;
+    readability: the share of consecutive word pairs that occur in full captions, and of repeated words."""
     words = [w for t in texts for w in t.split()]
+    pairs = [p for t in texts for w in [t.split()] for p in zip(w, w[1:])]
+    known = caption_pairs()
     return {"content_word_share": sum(w in CONTENT_WORDS for w in words) / max(1, len(words)),
             "distinct_text_fraction": len(set(texts)) / max(1, len(texts)),
-            "mean_words": len(words) / max(1, len(texts))}
+            "mean_words": len(words) / max(1, len(texts)),
+            "caption_pair_share": sum(p in known for p in pairs) / max(1, len(pairs)),
+            "repeat_pair_share": sum(a == b for a, b in pairs) / max(1, len(pairs))}
