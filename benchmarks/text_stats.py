@@ -7,7 +7,7 @@ logistic regressions from binary word unigrams + bigrams to scene attributes (``
 are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored on 1,000 held-out scenes:
 ``--split dev`` scores dev scenes 2000-2999 (for choices), ``--split test`` the test seed 7 (to report).
 Also the share of emitted words that name a shape, colour, size or position, readability (the share
-of consecutive word pairs that occur in full captions, and of repeated-word pairs), distinct texts and
+of consecutive word pairs that occur in full or human-like captions, and of repeated-word pairs), distinct texts and
 mean length. ``--tokens K`` keeps each encoder's first K tokens. Writes ``text_stats.json`` and ``text_stats.md``.
 """
 from __future__ import annotations

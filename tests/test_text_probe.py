@@ -31,6 +31,6 @@ def test_surface_stats_count_content_words():
 
 
 def test_surface_stats_read_caption_order_and_repeats():
-    # caption pairs: (red,circle) (circle,at) (at,the) (the,top); not (a,red): full captions say "a large red"
+    # caption pairs: (a,red) (red,circle) human-like, (circle,at) (at,the) (the,top) full; not (left,top), (red,red)
     stats = surface_stats(["a red circle at the top", "red red", "left top"])
-    assert stats["caption_pair_share"] == 4 / 7 and stats["repeat_pair_share"] == 1 / 7
+    assert stats["caption_pair_share"] == 5 / 7 and stats["repeat_pair_share"] == 1 / 7

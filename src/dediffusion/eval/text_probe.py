@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene, full_caption, \
-    sample_scene
+    human_caption, sample_scene
 from dediffusion.eval.probe import targets
 from dediffusion.model.attribute_cnn import HEADS as CELL_HEADS
 
@@ -85,14 +85,15 @@ def text_probe(fit_texts: list[str], fit_scenes: list[Scene], test_texts: list[s
 
 
 def caption_pairs(n: int = 2000, seed: int = 0) -> frozenset[tuple[str, str]]:
-    """Every consecutive word pair of the full captions of ``n`` training scenes."""
-    return frozenset(p for k in range(n) for t in [full_caption(sample_scene(seed, k)).split()]
-                     for p in zip(t, t[1:]))
+    """Every consecutive word pair of the full and the human-like captions of ``n`` training scenes."""
+    texts = [f(sample_scene(seed, k)).split() for k in range(n) for f in (full_caption, human_caption)]
+    return frozenset(p for t in texts for p in zip(t, t[1:]))
 
 
 def surface_stats(texts: list[str]) -> dict[str, float]:
     """Share of words naming a shape, colour, size or position; distinct texts; mean words per text;
-    readability: the share of consecutive word pairs that occur in full captions, and of repeated words."""
+    readability: the share of consecutive word pairs that occur in (full or human-like) captions, and of
+    repeated words."""
     words = [w for t in texts for w in t.split()]
     pairs = [p for t in texts for w in [t.split()] for p in zip(w, w[1:])]
     known = caption_pairs()
