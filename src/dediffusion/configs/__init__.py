@@ -4,7 +4,7 @@
 ``train-probe --preset NAME`` (probes) start from ``PRESETS[NAME]()``; ``--set`` overrides apply on top.
 Every shipped checkpoint has one (tests/test_presets.py checks each against the config it recorded):
 
-    encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..4 (3-5)  train
+    encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..5 (3-6)  train
     decoder   world_decoder_phase1, _phase2, _phase3, world_decoder (4)    pretrain-decoder
     probe     world_probe                                                  train-probe
     backbone  world_backbone                                               train-probe
@@ -27,6 +27,7 @@ PRESETS = {
     "world_encoder_stretch2": world_encoder_stretch.stage3,
     "world_encoder_stretch3": world_encoder_stretch.stage4,
     "world_encoder_stretch4": world_encoder_stretch.stage5,
+    "world_encoder_stretch5": world_encoder_stretch.stage6,
     "world_decoder_phase1": world_decoder.phase1,
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,

@@ -1,7 +1,7 @@
-"""Stages 2-5 of the shipped world encoder (v8): 4 x 2,000 more steps on fresh scenes, each from
+"""Stages 2-6 of the shipped world encoder (v9): 5 x 2,000 more steps on fresh scenes, each from
 the previous stage's export.
 
-The shipped encoder is five stretches of training, each 2,000 steps at batch 32; stage 1 is
+The shipped encoder is six stretches of training, each 2,000 steps at batch 32; stage 1 is
 ``world_encoder.py`` (the ``train`` defaults):
 
     dediffusion train --preset world_encoder --out runs/world_encoder
@@ -13,7 +13,9 @@ The shipped encoder is five stretches of training, each 2,000 steps at batch 32;
     dediffusion train --preset world_encoder_stretch3 --out runs/world_encoder_stretch3
     dediffusion export encoder runs/world_encoder_stretch3 runs/world_encoder_v7 --decoder-ref shipped:decoder
     dediffusion train --preset world_encoder_stretch4 --out runs/world_encoder_stretch4
-    dediffusion export encoder runs/world_encoder_stretch4 my_encoder --decoder-ref shipped:decoder
+    dediffusion export encoder runs/world_encoder_stretch4 runs/world_encoder_v8 --decoder-ref shipped:decoder
+    dediffusion train --preset world_encoder_stretch5 --out runs/world_encoder_stretch5
+    dediffusion export encoder runs/world_encoder_stretch5 my_encoder --decoder-ref shipped:decoder
 
 Each stretch starts from the previous stage's fp16 export (``init_from``), as the shipped runs did;
 ``--set init_from=DIR`` starts from another encoder folder. ``--set seed=N`` in every stage for
@@ -22,14 +24,14 @@ are seeds 1 and 2).
 
 A stretch holds the Gumbel temperature at stage 1's final 0.3 with stage 1's final noise scale
 (0.3 x 0.3 / 2.0 = 0.045), restarts a shorter lr schedule (3e-4, 100 warm-up steps, cosine) and
-draws new scenes (``data_seed`` 100-103 in stages 2-5; the eval splits are seeds 1 and 7).
+draws new scenes (``data_seed`` 100-104 in stages 2-6; the eval splits are seeds 1 and 7).
 
-Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 320,000 images in all.
+Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 384,000 images in all.
 
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
 training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6), 0.610 / 0.583 after
 stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031), raw 0.630 after stage 5 (v8; FD 2092 -> 1950,
-KID 0.031 -> 0.016). Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) ->
+KID 0.031 -> 0.016), raw 0.635 after stage 6 (v9; FD 1950 -> 1871, KID 0.016 -> 0.011). Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) ->
 0.628 +- 0.025 (v8), chance-corrected strict 0.49 -> 0.51, FD 1009 +- 257 -> 889 +- 54 (human caption
 1298; ``benchmarks/RESULTS.md``, sections 1 and 3).
 """
@@ -43,6 +45,7 @@ STAGE_1_EXPORT = "runs/world_encoder_v4"  # dediffusion export encoder runs/worl
 STAGE_2_EXPORT = "runs/world_encoder_v5"
 STAGE_3_EXPORT = "runs/world_encoder_v6"
 STAGE_4_EXPORT = "runs/world_encoder_v7"
+STAGE_5_EXPORT = "runs/world_encoder_v8"
 
 
 def config() -> EncoderTrainConfig:
@@ -65,3 +68,8 @@ def stage4() -> EncoderTrainConfig:
 def stage5() -> EncoderTrainConfig:
     """``world_encoder_stretch4``: the same stretch again from stage 4's export, on other fresh scenes."""
     return replace(config(), data_seed=103, init_from=STAGE_4_EXPORT)
+
+
+def stage6() -> EncoderTrainConfig:
+    """``world_encoder_stretch5``: the same stretch again from stage 5's export, on other fresh scenes."""
+    return replace(config(), data_seed=104, init_from=STAGE_5_EXPORT)
