@@ -31,9 +31,10 @@ Cost: about 22-26 min per stage on one free CPU thread (0.65-0.77 s per step), 3
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
 training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6), 0.610 / 0.583 after
 stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031), raw 0.630 after stage 5 (v8; FD 2092 -> 1950,
-KID 0.031 -> 0.016), raw 0.635 after stage 6 (v9; FD 1950 -> 1871, KID 0.016 -> 0.011). Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) ->
-0.628 +- 0.025 (v8), chance-corrected strict 0.49 -> 0.51, FD 1009 +- 257 -> 889 +- 54 (human caption
-1298; ``benchmarks/RESULTS.md``, sections 1 and 3).
+KID 0.031 -> 0.016), raw 0.635 after stage 6 (v9; FD 1950 -> 1871, KID 0.016 -> 0.011). Test split
+(seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) -> 0.628 +- 0.025 (v8) -> 0.635 +-
+0.008 (v9), chance-corrected strict 0.49 -> 0.51 -> 0.52, FD 1009 -> 889 -> 880 (human caption 1298;
+``benchmarks/RESULTS.md``, sections 1 and 3).
 """
 from __future__ import annotations
 
