@@ -1,5 +1,6 @@
 """The caption-bigram readability prior (``head.bigram_weight``): the table, the loss and training with it."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -38,7 +39,6 @@ def test_caption_like_text_costs_less_than_word_salad_and_the_gradient_reaches_t
 
 def test_training_with_the_prior_logs_it_and_the_checkpoint_stays_the_same_kind(tiny_decoder_dir, tmp_path):
     cfg = tiny_train_cfg(steps=2)
-    from dataclasses import replace
     cfg = replace(cfg, model=replace(cfg.model, head=replace(cfg.model.head, bigram_weight=0.01)))
     train_encoder(cfg, tmp_path / "run", tiny_decoder_dir, progress=False)
     rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -11,11 +11,13 @@ size or position (``content_word_share``), distinct texts and mean length.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
-from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene, full_caption, \
-    human_caption, sample_scene
+from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, Scene, caption_word_pairs, \
+    full_caption, human_caption
 from dediffusion.eval.probe import targets
 from dediffusion.model.attribute_cnn import HEADS as CELL_HEADS
 
@@ -84,10 +86,10 @@ def text_probe(fit_texts: list[str], fit_scenes: list[Scene], test_texts: list[s
     return acc
 
 
+@functools.lru_cache(maxsize=1)
 def caption_pairs(n: int = 2000, seed: int = 0) -> frozenset[tuple[str, str]]:
     """Every consecutive word pair of the full and the human-like captions of ``n`` training scenes."""
-    texts = [f(sample_scene(seed, k)).split() for k in range(n) for f in (full_caption, human_caption)]
-    return frozenset(p for t in texts for p in zip(t, t[1:]))
+    return frozenset(caption_word_pairs(n, seed, (full_caption, human_caption)))
 
 
 def surface_stats(texts: list[str]) -> dict[str, float]:

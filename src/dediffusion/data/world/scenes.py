@@ -182,6 +182,15 @@ def vocabulary_words() -> list[str]:
     return sorted({*FUNCTION_WORDS, "background", *SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *cells})
 
 
+def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,)):
+    """Every consecutive word pair of the ``captions`` (caption functions) of ``n`` scenes of ``seed``."""
+    for k in range(n):
+        scene = sample_scene(seed, k)
+        for caption in captions:
+            words = caption(scene).split()
+            yield from zip(words, words[1:])
+
+
 def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1) -> np.ndarray:
     """log P(next word | word) (len(words), len(words)) from the full captions of ``n`` training scenes.
 
@@ -191,9 +200,7 @@ def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: f
     """
     index = {w: i for i, w in enumerate(words)}
     counts = np.full((len(words), len(words)), smoothing)
-    for k in range(n):
-        ids = [index.get(w) for w in full_caption(sample_scene(seed, k)).split()]
-        for a, b in zip(ids, ids[1:]):
-            if a is not None and b is not None:
-                counts[a, b] += 1
+    for a, b in caption_word_pairs(n, seed):
+        if a in index and b in index:
+            counts[index[a], index[b]] += 1
     return np.log(counts / counts.sum(1, keepdims=True))
