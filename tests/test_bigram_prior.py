@@ -46,3 +46,13 @@ def test_training_with_the_prior_logs_it_and_the_checkpoint_stays_the_same_kind(
     model = load_dediffusion(tmp_path / "run")  # the table is rebuilt, never stored
     assert model.cfg.head.bigram_weight == 0.01 and model.text_prior is None
     assert len(model.texts(torch.rand(2, 3, 8, 8))) == 2
+
+
+def test_a_wrapped_table_ends_a_caption_and_starts_the_next_one():
+    i = {w: k for k, w in enumerate(WORDS)}
+    plain, wrapped = caption_bigrams(WORDS, n=500), caption_bigrams(WORDS, n=500, wrap=True)
+    assert np.ptp(plain[i["background"]]) < 1e-12  # never followed: the plain table's row is uniform
+    assert wrapped[i["background"], i["a"]] > np.log(0.99)  # every full caption starts with "a"
+    np.testing.assert_allclose(np.exp(wrapped).sum(1), 1.0, rtol=1e-9)
+    others = [k for k in range(len(WORDS)) if k != i["background"]]
+    np.testing.assert_allclose(wrapped[others], plain[others])  # only the end-of-caption row changes

@@ -36,6 +36,7 @@ class TextHeadConfig:
     inference_tokens: int = 0  # emit the first K tokens (0: all); a TailDrop-trained encoder serves any K
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
     bigram_weight: float = 0.0  # weight of bigram_nll under a caption bigram table (readability; world decoder only)
+    bigram_wrap: bool = False  # the table also counts each caption's last word -> its first: a text may end and restart a caption
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:

@@ -187,7 +187,7 @@ def text_prior(model: DeDiffusion) -> torch.Tensor:
     if unknown:
         raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
                          f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
-    return torch.from_numpy(caption_bigrams(words)).float()
+    return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
 
 
 def start_weights(model: DeDiffusion, folder) -> None:

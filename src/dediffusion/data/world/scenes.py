@@ -182,25 +182,28 @@ def vocabulary_words() -> list[str]:
     return sorted({*FUNCTION_WORDS, "background", *SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *cells})
 
 
-def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,)):
-    """Every consecutive word pair of the ``captions`` (caption functions) of ``n`` scenes of ``seed``."""
+def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,), wrap: bool = False):
+    """Every consecutive word pair of the ``captions`` (caption functions) of ``n`` scenes of ``seed``;
+    with ``wrap`` also each caption's (last word, first word): how one caption ends and the next begins."""
     for k in range(n):
         scene = sample_scene(seed, k)
         for caption in captions:
             words = caption(scene).split()
-            yield from zip(words, words[1:])
+            yield from zip(words, words[1:] + words[:1] if wrap else words[1:])
 
 
-def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1) -> np.ndarray:
+def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1,
+                    wrap: bool = False) -> np.ndarray:
     """log P(next word | word) (len(words), len(words)) from the full captions of ``n`` training scenes.
 
     Add-``smoothing`` counts over ``words`` (pairs with a word outside ``words`` are skipped), so word
     salad such as "left left" gets a low but finite probability. The readability prior of
-    ``head.bigram_weight`` (``model.text_head.bigram_nll``).
+    ``head.bigram_weight`` (``model.text_head.bigram_nll``). ``wrap`` (``head.bigram_wrap``) adds each
+    caption's (last, first) pair, so "background" is followed by "a" rather than by anything at all.
     """
     index = {w: i for i, w in enumerate(words)}
     counts = np.full((len(words), len(words)), smoothing)
-    for a, b in caption_word_pairs(n, seed):
+    for a, b in caption_word_pairs(n, seed, wrap=wrap):
         if a in index and b in index:
             counts[index[a], index[b]] += 1
     return np.log(counts / counts.sum(1, keepdims=True))
