@@ -46,6 +46,9 @@ def test_training_with_the_prior_logs_it_and_the_checkpoint_stays_the_same_kind(
     model = load_dediffusion(tmp_path / "run")  # the table is rebuilt, never stored
     assert model.cfg.head.bigram_weight == 0.01 and model.text_prior is None
     assert len(model.texts(torch.rand(2, 3, 8, 8))) == 2
+    images = torch.rand(2, 3, 8, 8)
+    loss, logs = model(images, tau=0.3, t=torch.tensor([100, 500]), noise=torch.randn_like(images))
+    assert model.text_prior is not None and logs["bigram"] > 0  # the loaded model trains on: built on first use
 
 
 def test_a_wrapped_table_ends_a_caption_and_starts_the_next_one():
@@ -54,5 +57,5 @@ def test_a_wrapped_table_ends_a_caption_and_starts_the_next_one():
     assert np.ptp(plain[i["background"]]) < 1e-12  # never followed: the plain table's row is uniform
     assert wrapped[i["background"], i["a"]] > np.log(0.99)  # every full caption starts with "a"
     np.testing.assert_allclose(np.exp(wrapped).sum(1), 1.0, rtol=1e-9)
-    others = [k for k in range(len(WORDS)) if k != i["background"]]
+    others = [k for k in range(len(WORDS)) if k != i["background"]]  # "background" ends every full caption
     np.testing.assert_allclose(wrapped[others], plain[others])  # only the end-of-caption row changes

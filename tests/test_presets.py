@@ -28,11 +28,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "src" / "dediffusion" / "assets" / "checkpoints"
 SHIPPED = {  # checkpoint folder -> its presets, in the order they run
     "encoder": ["world_encoder", "world_encoder_stretch", "world_encoder_stretch2",
-                "world_encoder_stretch3", "world_encoder_stretch4", "world_encoder_stretch5"],
+                "world_encoder_stretch3", "world_encoder_stretch4", "world_encoder_bigram"],
     "decoder": ["world_decoder_phase1", "world_decoder_phase2", "world_decoder_phase3", "world_decoder"],
     "probe": ["world_probe"],
     "backbone": ["world_backbone"],
 }
+ABLATIONS = ["world_encoder_stretch5"]  # presets of no shipped checkpoint, each compared in RESULTS.md
 COMMAND = {"encoder": "train", "decoder": "pretrain-decoder", "probe": "train-probe", "backbone": "train-probe"}
 _MISSING = object()
 
@@ -89,9 +90,12 @@ def test_the_comparison_fails_on_a_changed_an_unknown_or_a_missing_start_field()
         "model.head.tau_start", "model.head.no_such_field", "init_from"]
 
 
-def test_every_shipped_checkpoint_has_presets_and_every_world_preset_a_checkpoint():
+def test_every_shipped_checkpoint_has_presets_and_every_world_preset_a_checkpoint_or_a_documented_ablation():
     assert sorted(p.name for p in CHECKPOINTS.iterdir() if p.is_dir()) == sorted(SHIPPED)
-    assert sorted(n for names in SHIPPED.values() for n in names) == sorted(n for n in PRESETS if n != "paper_sd21")
+    shipped = [n for names in SHIPPED.values() for n in names]
+    assert sorted(shipped + ABLATIONS) == sorted(n for n in PRESETS if n != "paper_sd21")
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert all(f"`{n}`" in results for n in ABLATIONS)
     for folder, names in SHIPPED.items():
         assert {command_of(n) for n in names} == {COMMAND[folder]}
 
@@ -108,15 +112,17 @@ def test_every_preset_file_states_its_command_cost_and_result(name):
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed1", ["seed=1"]),  # the recipe's other training runs
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed2", ["seed=2"]),
 ], ids=["shipped", "seed1", "seed2"])
-def test_the_encoder_is_world_encoder_then_five_stretches(folder, extra):
+def test_the_encoder_is_world_encoder_then_five_stretches_the_last_with_the_bigram_prior(folder, extra):
     record = _record(folder)
     stages = {h["stage"]: h for h in record["history"] if "stage" in h}
     assert sorted(stages) == [1, 2, 3, 4, 5, 6]
     for stage, name in ((1, "world_encoder"), (2, "world_encoder_stretch"), (3, "world_encoder_stretch2"),
                         (4, "world_encoder_stretch3"), (5, "world_encoder_stretch4")):
         assert differences(apply_overrides(preset(name), extra), stages[stage]["config"]) == [], stage
-    assert "--preset world_encoder_stretch5" in stages[6]["command"]
-    assert differences(apply_overrides(preset("world_encoder_stretch5"), extra), record["config"]) == []
+    assert "--preset world_encoder_bigram" in stages[6]["command"]
+    assert differences(apply_overrides(preset("world_encoder_bigram"), extra), record["config"]) == []
+    assert differences(apply_overrides(preset("world_encoder_stretch5"), extra), record["config"]) == [
+        "model.head.bigram_weight: recorded 0.001, preset 0.0"]  # the ablation differs by the prior alone
 
 
 def test_the_shipped_decoder_is_world_decoder():

@@ -4,7 +4,8 @@
 ``train-probe --preset NAME`` (probes) start from ``PRESETS[NAME]()``; ``--set`` overrides apply on top.
 Every shipped checkpoint has one (tests/test_presets.py checks each against the config it recorded):
 
-    encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..5 (3-6)  train
+    encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..4 (3-5),  train
+              world_encoder_bigram (6); _stretch5 is stage 6 without the prior (v9, an ablation)
     decoder   world_decoder_phase1, _phase2, _phase3, world_decoder (4)    pretrain-decoder
     probe     world_probe                                                  train-probe
     backbone  world_backbone                                               train-probe
@@ -28,6 +29,7 @@ PRESETS = {
     "world_encoder_stretch3": world_encoder_stretch.stage4,
     "world_encoder_stretch4": world_encoder_stretch.stage5,
     "world_encoder_stretch5": world_encoder_stretch.stage6,
+    "world_encoder_bigram": world_encoder_stretch.bigram,
     "world_decoder_phase1": world_decoder.phase1,
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,

@@ -18,6 +18,7 @@ from torch import nn
 
 from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from dediffusion.config import from_dict, to_dict
+from dediffusion.data.world.scenes import caption_bigrams, vocabulary_words
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
@@ -47,7 +48,7 @@ class DeDiffusion(nn.Module):
         vocab = allowed_ids(decoder.tokenizer, cfg.head.vocab, list(cfg.allow_words))
         self.encoder = ImageEncoder(cfg.encoder, resolution=getattr(decoder, "resolution", 16))
         self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
-        # log P(next | previous) over the head's words (A, A), set by training code when bigram_weight > 0
+        # log P(next | previous) over the head's words (A, A) when bigram_weight > 0: built on first use
         self.register_buffer("text_prior", None, persistent=False)
 
     def train(self, mode: bool = True):
@@ -90,7 +91,7 @@ class DeDiffusion(nn.Module):
         extra = {}
         if self.cfg.head.bigram_weight:
             if self.text_prior is None:
-                raise ValueError("head.bigram_weight > 0 needs model.text_prior (train/fit_encoder.py sets it)")
+                self.text_prior = caption_prior(self).to(weights.device)
             extra["bigram"] = bigram_nll(weights, self.text_prior)  # the emitted (straight-through) words
             loss = loss + self.cfg.head.bigram_weight * extra["bigram"]
         with torch.no_grad():
@@ -141,6 +142,16 @@ class DeDiffusion(nn.Module):
 def load_config(folder) -> DeDiffusionConfig:
     meta = read_json(safe_child(folder, "encoder.json"))
     return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
+
+
+def caption_prior(model: DeDiffusion) -> torch.Tensor:
+    """The caption bigram table over the head's words, for ``head.bigram_weight`` (embedded world only)."""
+    words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
+    unknown = sorted(set(words) - set(vocabulary_words()))
+    if unknown:
+        raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
+                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
+    return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
 
 
 def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -> DeDiffusion:

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 import torch
 
 from dediffusion.model import diffusion
-from dediffusion.model.autoencoder import DeDiffusion, DeDiffusionConfig
+from dediffusion.model.autoencoder import DeDiffusion, DeDiffusionConfig, caption_prior
 from dediffusion.checkpoint import load_tensors, read_json, safe_child, write_json
 from dediffusion.config import to_dict
+from dediffusion.data.world.scenes import vocabulary_words
 from dediffusion.model.decoders import copy_decoder, fingerprint, is_diffusers_ref, load_decoder
 from dediffusion.pretrained import resolve, shipped_ref
 from dediffusion.model.text_head import TextHeadConfig, temperature
-from dediffusion.model.tokenizer import decode_ids
-from dediffusion.data.world.scenes import caption_bigrams, vocabulary_words
 from dediffusion import distributed
 from dediffusion.train.sources import DataConfig, WorldSource, check_resume_data, make_source
 from dediffusion.train.defaults import check_resume_decoder, warn_world_only
@@ -176,18 +175,8 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
     if cfg.model.encoder.backbone == "attribute_cnn":
         model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
     if cfg.model.head.bigram_weight:
-        model.text_prior = text_prior(model)
+        model.text_prior = caption_prior(model)  # before any DDP wrapper, so every rank has it
     return model
-
-
-def text_prior(model: DeDiffusion) -> torch.Tensor:
-    """The caption bigram table over the head's words, for ``head.bigram_weight`` (embedded world only)."""
-    words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
-    unknown = sorted(set(words) - set(vocabulary_words()))
-    if unknown:
-        raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
-                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
-    return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
 
 
 def start_weights(model: DeDiffusion, folder) -> None:
