@@ -59,3 +59,17 @@ def test_a_wrapped_table_ends_a_caption_and_starts_the_next_one():
     np.testing.assert_allclose(np.exp(wrapped).sum(1), 1.0, rtol=1e-9)
     others = [k for k in range(len(WORDS)) if k != i["background"]]  # "background" ends every full caption
     np.testing.assert_allclose(wrapped[others], plain[others])  # only the end-of-caption row changes
+
+
+def test_the_model_builds_the_table_its_config_names(tiny_model_dir):
+    from dediffusion.model.autoencoder import caption_prior
+    from dediffusion.model.tokenizer import decode_ids
+
+    model = load_dediffusion(tiny_model_dir)
+    words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
+    tables = []
+    for wrap in (False, True):
+        model.cfg = replace(model.cfg, head=replace(model.cfg.head, bigram_weight=0.001, bigram_wrap=wrap))
+        tables.append(caption_prior(model).numpy())
+        np.testing.assert_allclose(tables[-1], caption_bigrams(words, wrap=wrap), rtol=1e-6)
+    assert np.abs(tables[0] - tables[1]).max() > 1.0  # the flag reaches the table
