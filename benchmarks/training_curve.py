@@ -8,14 +8,13 @@
         --run seed0=benchmarks/training_curve/stage5_seed0.metrics.jsonl ... --dev 10000=REPORT --out ...
 
 Each ``--run LABEL=PART,PART,...`` lists the stretches of one training run in order: a run folder with
-``metrics.jsonl`` (written by the trainer), such a file itself (``*.jsonl``) or, for runs older than that file, the run's captured progress
+``metrics.jsonl`` (written by the trainer; its ``loss`` is the decoder's denoising loss alone, without the
+diversity or bigram terms, so every stretch shows the same objective), such a file itself (``*.jsonl``) or, for runs older than that file, the run's captured progress
 bar (a log whose bar shows ``loss=``, the mean of the last 50 steps). A stretch's steps are counted on from
 the previous one's last step. ``--dev STEP=REPORT`` adds a dev-split ``dediffusion eval`` report of the
 seed-0 run after STEP steps. ``--extend CURVE`` starts from an earlier ``curve.json`` (its runs and dev
 points; each run's new parts continue after its last step), so a curve grows one stretch at a time
-without the earlier logs. ``--bigram-weight W``: the ``head.bigram_weight`` of the stretches whose rows
-log ``bigram``; their plotted loss leaves that prior out (loss - W x bigram), so every stretch shows the
-same objective (denoising + diversity). Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
+without the earlier logs. Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
 """
 from __future__ import annotations
 
@@ -27,25 +26,23 @@ import re
 BAR = re.compile(r"(\d+)/\d+ \[[^\]]*?loss=([0-9.eE+-]+)")
 
 
-def stretch_points(part: str, every: int = 50, bigram_weight: float = 0.0) -> list[tuple[int, float]]:
-    """(step within the stretch, mean loss of the last 50 steps, less ``bigram_weight`` x the logged bigram
-    prior) from metrics.jsonl or a progress-bar log."""
+def stretch_points(part: str, every: int = 50) -> list[tuple[int, float]]:
+    """(step within the stretch, mean loss of the last 50 steps) from metrics.jsonl or a progress-bar log."""
     path = pathlib.Path(part)
     if path.is_dir() or path.suffix == ".jsonl":
         rows = [json.loads(r) for r in (path / "metrics.jsonl" if path.is_dir() else path).read_text().splitlines()]
-        return [(r["step"], round(r["loss"] - bigram_weight * r.get("bigram", 0.0), 6)) for r in rows
-                if r["step"] % every == 0]
+        return [(r["step"], r["loss"]) for r in rows if r["step"] % every == 0]
     last: dict[int, float] = {}
     for step, loss in BAR.findall(path.read_text(errors="replace")):
         last[int(step)] = float(loss)
     return [(s, v) for s, v in sorted(last.items()) if s and s % every == 0]
 
 
-def run_curve(parts: list[str], start: list | None = None, bigram_weight: float = 0.0) -> list[tuple[int, float]]:
+def run_curve(parts: list[str], start: list | None = None) -> list[tuple[int, float]]:
     out = [tuple(p) for p in start or []]
     offset = out[-1][0] if out else 0
     for part in parts:
-        pts = stretch_points(part, bigram_weight=bigram_weight)
+        pts = stretch_points(part)
         out += [(offset + s, v) for s, v in pts]
         offset += pts[-1][0] if pts else 0
     return out
@@ -69,7 +66,7 @@ def plot(curves: dict, dev: list[dict], batch: int, out: pathlib.Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for label, pts in curves.items():
         a.plot([s * batch / 1000 for s, _ in pts], [v for _, v in pts], label=label, lw=1)
-    a.set(xlabel="images seen (thousands)", ylabel="denoising + diversity loss (mean of 50 steps)", title="training loss")
+    a.set(xlabel="images seen (thousands)", ylabel="denoising loss (mean of 50 steps)", title="training loss")
     a.legend()
     xs = [d["step"] * batch / 1000 for d in dev]
     for key, name in (("accuracy", "raw"), ("accuracy_strict", "strict")):
@@ -87,12 +84,10 @@ def main() -> None:
     ap.add_argument("--dev", action="append", default=[], metavar="STEP=REPORT")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--extend", metavar="CURVE_JSON", help="an earlier curve.json to continue")
-    ap.add_argument("--bigram-weight", type=float, default=0.0, help="head.bigram_weight of runs logging `bigram`")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     prev = json.loads(pathlib.Path(a.extend).read_text()) if a.extend else {"runs": {}, "dev": []}
-    curves = {lab: run_curve(parts.split(","), prev["runs"].get(lab), a.bigram_weight)
-              for lab, parts in (r.split("=", 1) for r in a.run)}
+    curves = {lab: run_curve(parts.split(","), prev["runs"].get(lab)) for lab, parts in (r.split("=", 1) for r in a.run)}
     dev = sorted(prev["dev"] + [dev_point(int(s), f) for s, f in (d.split("=", 1) for d in a.dev)],
                  key=lambda d: d["step"])
     out = pathlib.Path(a.out)
