@@ -30,6 +30,7 @@ PRESETS = {
     "world_encoder_stretch4": world_encoder_stretch.stage5,
     "world_encoder_stretch5": world_encoder_stretch.stage6,
     "world_encoder_bigram": world_encoder_stretch.bigram,
+    "world_encoder_bigram2": world_encoder_stretch.bigram2,
     "world_decoder_phase1": world_decoder.phase1,
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,

@@ -54,6 +54,7 @@ STAGE_2_EXPORT = "runs/world_encoder_v5"
 STAGE_3_EXPORT = "runs/world_encoder_v6"
 STAGE_4_EXPORT = "runs/world_encoder_v7"
 STAGE_5_EXPORT = "runs/world_encoder_v8"
+STAGE_6_EXPORT = "runs/world_encoder_v10"  # dediffusion export encoder runs/world_encoder_bigram runs/world_encoder_v10 ...
 
 
 def config() -> EncoderTrainConfig:
@@ -89,3 +90,11 @@ def bigram() -> EncoderTrainConfig:
     cfg = stage6()
     head = replace(cfg.model.head, bigram_weight=0.001)
     return replace(cfg, model=replace(cfg.model, head=head))
+
+
+def bigram2() -> EncoderTrainConfig:
+    """``world_encoder_bigram2``: a seventh stretch from stage 6's (v10) export, the prior's table also
+    counting each caption's last word -> first word (``head.bigram_wrap``), on other fresh scenes."""
+    cfg = bigram()
+    head = replace(cfg.model.head, bigram_wrap=True)
+    return replace(cfg, model=replace(cfg.model, head=head), data_seed=105, init_from=STAGE_6_EXPORT)
