@@ -5,7 +5,7 @@
 Every shipped checkpoint has one (tests/test_presets.py checks each against the config it recorded):
 
     encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..4 (3-5),  train
-              world_encoder_bigram (6); _stretch5 is stage 6 without the prior (v9, an ablation)
+              world_encoder_bigram (6), _bigram2 (7); _stretch5 is stage 6 without the prior (v9, an ablation)
     decoder   world_decoder_phase1, _phase2, _phase3, world_decoder (4)    pretrain-decoder
     probe     world_probe                                                  train-probe
     backbone  world_backbone                                               train-probe

@@ -1,4 +1,4 @@
-"""Stage 1 of the shipped world encoder (v10): the ``train`` defaults, 2,000 steps at batch 32 (64,000 scenes).
+"""Stage 1 of the shipped world encoder (v11): the ``train`` defaults, 2,000 steps at batch 32 (64,000 scenes).
 
 The shipped encoder is six stretches of training; this is the first (shipped alone as v4), and
 ``world_encoder_stretch.py`` holds the other five (its docstring has the whole sequence), each
