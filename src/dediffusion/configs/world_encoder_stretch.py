@@ -42,10 +42,11 @@ Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5
 training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6), 0.610 / 0.583 after
 stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031), raw 0.630 after stage 5 (v8; FD 2092 -> 1950,
 KID 0.031 -> 0.016), after stage 6 raw 0.635 without the prior (v9; FD 1871, KID 0.011) and 0.666 with
-it (v10; FD 1553, KID -0.007), 0.677 after stage 7 (v11; FD 1603, KID -0.007). Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040
-(v7) -> 0.628 +- 0.025 (v8) -> 0.635 +- 0.008 (v9) -> 0.658 +- 0.025 (v10), chance-corrected strict
-0.49 -> 0.51 -> 0.52 -> 0.55, FD 1009 -> 889 -> 880 -> 622 (human caption 1298; ``benchmarks/RESULTS.md``,
-sections 1 and 3).
+it (v10; FD 1553, KID -0.007), 0.677 after stage 7 (v11; FD 1603, KID -0.007). Test split (seed 7,
+n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) -> 0.628 +- 0.025 (v8) -> 0.635 +- 0.008 (v9)
+-> 0.658 +- 0.025 (v10) -> 0.681 +- 0.018 (v11), chance-corrected strict 0.49 -> 0.51 -> 0.52 -> 0.55
+-> 0.58, FD 1009 -> 889 -> 880 -> 622 -> 635 (human caption 1298; ``benchmarks/RESULTS.md``, sections
+1 and 3).
 """
 from __future__ import annotations
 
