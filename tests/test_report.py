@@ -9,7 +9,7 @@ from PIL import Image
 from dediffusion.cli.main import main
 from dediffusion.model.decoders import load_decoder
 from dediffusion.eval.evaluate import SOURCES, EvalConfig, evaluate_sweep
-from dediffusion.eval.invert import InvertConfig, invert, prompt_loss
+from dediffusion.eval.invert import InvertConfig, _BestText, invert, prompt_loss
 from dediffusion.eval.metrics import ProbeFeatures, frechet_distance
 from dediffusion.eval.report import write_report
 from dediffusion.model.tokenizer import allowed_ids, clip_tokenizer
@@ -82,11 +82,34 @@ def test_invert_lowers_the_loss_and_emits_allowed_tokens_only(tiny_decoder_dir):
     random = torch.stack([prompt_loss(decoder, images, allowed[torch.randint(len(allowed), (4, 6), generator=gen)])
                           for _ in range(8)]).mean(0)  # (4,)
     found = prompt_loss(decoder, images, ids)
-    assert (found < prompt_loss(decoder, images, start)).all()
+    # the mean: the kept text is the best on the optimiser's own scoring draws, not on prompt_loss's, and a
+    # tiny random decoder barely reads text (per image the two differ by ~0.003 in ~0.7)
+    assert found.mean() < prompt_loss(decoder, images, start).mean()
     assert (found < random).all()
     after = decoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in decoder.parameters())
+
+
+def test_invert_keeps_each_images_lowest_scoring_text(tiny_decoder_dir):
+    decoder = load_decoder(tiny_decoder_dir)
+    allowed = allowed_ids(decoder.tokenizer, "allow_list", vocabulary_words())
+    images = images_tensor(scenes(5, 0, 6), 8)
+    table = decoder.token_embedding[allowed].detach().float()
+    gen = torch.Generator().manual_seed(0)
+    first, second = (torch.randn(6, 5, len(allowed), generator=gen) for _ in range(2))
+    scores = []
+    for logits in (first, second):
+        alone = _BestText(decoder, table, images, InvertConfig())
+        alone.offer(logits)
+        scores.append(alone.score)
+    keeper = _BestText(decoder, table, images, InvertConfig())
+    keeper.offer(first)
+    keeper.offer(second)
+    pick = scores[1] < scores[0]
+    assert 0 < pick.sum() < 6  # a mixed case: some images keep their first text, some take the second
+    assert torch.equal(keeper.best.argmax(-1), torch.where(pick[:, None], second.argmax(-1), first.argmax(-1)))
+    assert torch.allclose(keeper.score, torch.minimum(*scores))
 
 
 def test_sweep_report_has_every_cell_and_writes_its_files(tiny_model_dir, tiny_probe, tmp_path):
