@@ -5,7 +5,7 @@
 Every shipped checkpoint has one (tests/test_presets.py checks each against the config it recorded):
 
     encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..4 (3-5),  train
-              world_encoder_bigram (6), _bigram2 (7), _bigram3 (8);
+              world_encoder_bigram (6), _bigram2 (7), _bigram3 (8), _bigram4 (9);
               _stretch5 is stage 6 without the prior (v9, an ablation)
     decoder   world_decoder_phase1, _phase2, _phase3, world_decoder (4)    pretrain-decoder
     probe     world_probe                                                  train-probe
@@ -33,6 +33,7 @@ PRESETS = {
     "world_encoder_bigram": world_encoder_stretch.bigram,
     "world_encoder_bigram2": world_encoder_stretch.bigram2,
     "world_encoder_bigram3": world_encoder_stretch.bigram3,
+    "world_encoder_bigram4": world_encoder_stretch.bigram4,
     "world_decoder_phase1": world_decoder.phase1,
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,
