@@ -95,15 +95,14 @@ def test_invert_keeps_each_images_lowest_scoring_text(tiny_decoder_dir):
     decoder = load_decoder(tiny_decoder_dir)
     allowed = allowed_ids(decoder.tokenizer, "allow_list", vocabulary_words())
     images = images_tensor(scenes(5, 0, 6), 8)
-    table = decoder.token_embedding[allowed].detach().float()
     gen = torch.Generator().manual_seed(0)
     first, second = (torch.randn(6, 5, len(allowed), generator=gen) for _ in range(2))
     scores = []
     for logits in (first, second):
-        alone = _BestText(decoder, table, images, InvertConfig())
+        alone = _BestText(decoder, allowed, images, InvertConfig())
         alone.offer(logits)
         scores.append(alone.score)
-    keeper = _BestText(decoder, table, images, InvertConfig())
+    keeper = _BestText(decoder, allowed, images, InvertConfig())
     keeper.offer(first)
     keeper.offer(second)
     pick = scores[1] < scores[0]

@@ -26,8 +26,8 @@ The shipped encoder is nine stretches of training, each 2,000 steps at batch 32;
 Stage 6 (``world_encoder_bigram``) adds ``head.bigram_weight`` = 0.001: the negative log-likelihood of the
 emitted word pairs under a bigram table of training captions. Stage 7 (``world_encoder_bigram2``) also
 counts each caption's last word -> first word in that table (``head.bigram_wrap``), so a text may end a
-caption and start another. Stages 8 and 9 (``world_encoder_bigram3``, ``_bigram4``) are stage 7's recipe again on other scenes.
-Stage 6 without the prior (encoder v9, now an ablation:
+caption and start another. Stages 8 and 9 (``world_encoder_bigram3``, ``_bigram4``) are stage 7's
+recipe again on other scenes. Stage 6 without the prior (encoder v9, now an ablation:
 ``benchmarks/RESULTS.md``, section 3) is
 
     dediffusion train --preset world_encoder_stretch5 --out runs/world_encoder_stretch5
@@ -48,11 +48,11 @@ training runs: 0.559 / 0.520 after stage 2 (v5), 0.591 / 0.556 after stage 3 (v6
 stage 4 (v7; FD 2061 -> 2092, KID 0.029 -> 0.031), raw 0.630 after stage 5 (v8; FD 2092 -> 1950,
 KID 0.031 -> 0.016), after stage 6 raw 0.635 without the prior (v9; FD 1871, KID 0.011) and 0.666 with
 it (v10; FD 1553, KID -0.007), 0.677 after stage 7 (v11; FD 1603, KID -0.007), 0.703 after stage 8
-(v12; FD 1487, KID -0.008), 0.723 after stage 9 (v13; FD 1460, KID -0.006). Test split (seed 7, n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7)
--> 0.628 +- 0.025 (v8) -> 0.635 +- 0.008 (v9) -> 0.658 +- 0.025 (v10) -> 0.681 +- 0.018 (v11) -> 0.707
-+- 0.033 (v12) -> 0.725 +- 0.030 (v13), chance-corrected strict 0.49 -> 0.51 -> 0.52 -> 0.55 -> 0.58 ->
-0.64 -> 0.67, FD 1009 -> 889 -> 880 -> 622 -> 635 -> 609 -> 595 (human caption 1298;
-``benchmarks/RESULTS.md``, sections 1 and 3).
+(v12; FD 1487, KID -0.008), 0.723 after stage 9 (v13; FD 1460, KID -0.006). Test split (seed 7,
+n = 1000, g = 1.5), three runs: raw 0.612 +- 0.040 (v7) -> 0.628 +- 0.025 (v8) -> 0.635 +- 0.008
+(v9) -> 0.658 +- 0.025 (v10) -> 0.681 +- 0.018 (v11) -> 0.707 +- 0.033 (v12) -> 0.725 +- 0.030 (v13),
+chance-corrected strict 0.49 -> 0.51 -> 0.52 -> 0.55 -> 0.58 -> 0.64 -> 0.67, FD 1009 -> 889 -> 880
+-> 622 -> 635 -> 609 -> 595 (human caption 1298; ``benchmarks/RESULTS.md``, sections 1 and 3).
 """
 from __future__ import annotations
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dediffusion.model import diffusion
@@ -66,14 +65,14 @@ class InvertConfig:
 
 
 def _optimise(decoder, table: torch.Tensor, images: torch.Tensor, start: torch.Tensor, cfg: InvertConfig,
-              gen: torch.Generator, bar=None) -> torch.Tensor:
-    """Logits (B, n, A) after ``cfg.steps`` Adam steps from ``start`` (B, n, A) for images (B,3,H,W)."""
+              gen: torch.Generator, bar=None, keeper: "_BestText | None" = None) -> torch.Tensor:
+    """Logits (B, n, A) after ``cfg.steps`` Adam steps from ``start`` (B, n, A) for images (B,3,H,W);
+    with a ``keeper``, each image's best-scoring logits seen (at 0, every ``select_every`` steps, the end)."""
     b = len(images)
     logits = start.detach().float().clone().to(images.device).requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=cfg.lr)
     tau_start, noise_scale = cfg.schedule()
     sched = TextHeadConfig(tau_start=tau_start, tau_end=cfg.tau_end)
-    keeper = _BestText(decoder, table, images, cfg) if cfg.select_every > 0 else None
     for step in range(cfg.steps):
         if keeper is not None and step % cfg.select_every == 0:
             keeper.offer(logits)
@@ -96,26 +95,21 @@ def _optimise(decoder, table: torch.Tensor, images: torch.Tensor, start: torch.T
 
 
 class _BestText:
-    """Each image's best argmax text so far, scored by the hard text's decoder loss on fixed draws."""
+    """Each image's best argmax text so far, scored by ``prompt_loss`` on the same fixed draws every time
+    (seed ``cfg.seed + 7919``: a stream of its own, so the optimisation's draws are unchanged)."""
 
-    def __init__(self, decoder, table: torch.Tensor, images: torch.Tensor, cfg: InvertConfig):
-        gen = torch.Generator().manual_seed(cfg.seed + 7919)  # its own stream: the optimisation's is unchanged
-        b = len(images)
-        self.decoder, self.table, self.images = decoder, table, images
-        self.draws = [(diffusion.sample_timesteps(b, cfg.t_min, cfg.t_max, gen, "cpu").to(images.device),
-                       torch.randn(decoder.latent_shape(b), generator=gen).to(images.device))
-                      for _ in range(cfg.select_draws)]
+    def __init__(self, decoder, allowed: torch.Tensor, images: torch.Tensor, cfg: InvertConfig):
+        self.decoder, self.allowed, self.images, self.cfg = decoder, allowed, images, cfg
         self.best, self.score = None, None
 
-    @torch.no_grad()
     def offer(self, logits: torch.Tensor) -> None:
-        onehot = F.one_hot(logits.argmax(-1), len(self.table)).to(self.table.dtype)  # (B,n,A)
-        cond = self.decoder.text_states_from_embeds(onehot @ self.table)
-        score = torch.stack([self.decoder.loss(self.images, cond, t, noise) for t, noise in self.draws]).mean(0)
+        cfg = self.cfg
+        score = prompt_loss(self.decoder, self.images, self.allowed[logits.argmax(-1)], reps=cfg.select_draws,
+                            seed=cfg.seed + 7919, t_min=cfg.t_min, t_max=cfg.t_max)
         if self.best is None:
             self.best, self.score = logits.detach().clone(), score
             return
-        better = score < self.score
+        better = (score < self.score).to(logits.device)
         self.best = torch.where(better[:, None, None], logits.detach(), self.best)
         self.score = torch.minimum(score, self.score)
 
@@ -147,7 +141,8 @@ def invert(decoder, allowed: torch.Tensor, images: torch.Tensor, cfg: InvertConf
                 init = torch.randn(len(chunk), n, len(allowed), generator=gen) * cfg.init_std
             else:
                 init = start[i : i + cfg.batch_size]
-            logits = _optimise(decoder, table, chunk, init, cfg, gen, bar)
+            keeper = _BestText(decoder, allowed, chunk, cfg) if cfg.select_every > 0 else None
+            logits = _optimise(decoder, table, chunk, init, cfg, gen, bar, keeper)
             out.append(allowed[logits.argmax(-1)])
     return torch.cat(out)
 
