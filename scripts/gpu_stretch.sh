@@ -2,7 +2,7 @@
 # One time-bounded GPU lease (issue 13, item 3): encoder stage 11, three runs (seeds 0-2) at batch 256
 # from the stage-10 exports, and a second, independently trained built-in decoder, all at once.
 #
-#   OUT=/tmp/gpu_out BUDGET=470 bash scripts/gpu_stretch.sh            # on one H200 (16 CPU cores)
+#   OUT=/tmp/gpu_out BUDGET=480 bash scripts/gpu_stretch.sh    # on one H200 (16 CPU cores); needs diffusers
 #   OUT=/tmp/gpu_out BUDGET=120 DEVICE=cpu WORKERS=1 bash scripts/gpu_stretch.sh   # dry run on a CPU
 #
 # Each run first trains 150 steps (inside the lr warm-up, so the schedule's length does not matter yet),
@@ -15,7 +15,7 @@ OUT=${OUT:?set OUT}; BUDGET=${BUDGET:-470}; DEVICE=${DEVICE:-cuda}; WORKERS=${WO
 BATCH=${BATCH:-256}; PROBE=${PROBE:-150}  # smaller only for a dry run
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
 W=${WORK:-/tmp/gpu_work}; rm -rf "$W"; mkdir -p "$W" "$OUT"
-export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TQDM_MININTERVAL=30
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TQDM_MININTERVAL=30
 PY=${PYTHON:-python3}; CLI="$PY -m dediffusion.cli"
 (nvidia-smi; $PY -c "import torch; print(torch.__version__, torch.cuda.is_available())") > "$W/machine.log" 2>&1
 
