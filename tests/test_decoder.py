@@ -74,3 +74,25 @@ def test_text_layout_maps_reach_the_denoiser_and_the_tokens(tmp_path):
     assert not torch.allclose(outs[0], outs[1])
     outs[0].square().mean().backward()
     assert d.token_embedding.grad.abs().sum() > 0
+
+
+def test_causal_mask_arguments_follow_the_installed_transformers_signature():
+    """transformers 5.24 (pinned) and earlier 5.x (e.g. 5.17 on a GPU image) name the arguments differently."""
+    from dediffusion.model.decoders.text import _causal_mask_args
+
+    h = torch.zeros(2, 5, 8)
+
+    def new(config, inputs_embeds, attention_mask, cache=None, position_ids=None):
+        pass
+
+    def old(config, input_embeds, attention_mask, cache_position, past_key_values, position_ids=None):
+        pass
+
+    a = _causal_mask_args(new, "cfg", h)
+    assert a.keys() == {"config", "inputs_embeds", "attention_mask", "cache"} and a["inputs_embeds"] is h
+    b = _causal_mask_args(old, "cfg", h)
+    assert b.keys() == {"config", "input_embeds", "attention_mask", "cache_position", "past_key_values"}
+    assert b["past_key_values"] is None and b["cache_position"].tolist() == [0, 1, 2, 3, 4]
+    from transformers.masking_utils import create_causal_mask  # the installed one accepts what it is given
+    import inspect
+    assert set(_causal_mask_args(create_causal_mask, "cfg", h)) <= set(inspect.signature(create_causal_mask).parameters)

@@ -8,6 +8,7 @@ and the hard ids it tokenizes to give identical states.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import torch
@@ -50,7 +51,7 @@ class TextConditioner:
 
         tm = getattr(self.text_encoder, "text_model", self.text_encoder)  # transformers <5 nests it
         h = tm.embeddings(inputs_embeds=seq)  # adds position embeddings
-        mask = create_causal_mask(config=tm.config, inputs_embeds=h, attention_mask=None, cache=None)
+        mask = create_causal_mask(**_causal_mask_args(create_causal_mask, tm.config, h))
         h = tm.encoder(inputs_embeds=h, attention_mask=mask, is_causal=True).last_hidden_state
         return tm.final_layer_norm(h)  # (B,L,D)
 
@@ -81,3 +82,16 @@ class TextConditioner:
 
     def text_states(self, prompts: list[str]) -> torch.Tensor:
         return self.text_states_from_ids(self.tokenize(prompts))
+
+
+def _causal_mask_args(create_causal_mask, config, h: torch.Tensor) -> dict:
+    """Keyword arguments for ``transformers.masking_utils.create_causal_mask`` in the installed version
+    (pinned 5.24 names them ``inputs_embeds`` and ``cache``; earlier 5.x ``input_embeds``,
+    ``past_key_values`` and ``cache_position``): no cache, the whole sequence."""
+    params = inspect.signature(create_causal_mask).parameters
+    args = {"config": config, "attention_mask": None}
+    args["inputs_embeds" if "inputs_embeds" in params else "input_embeds"] = h
+    args["cache" if "cache" in params else "past_key_values"] = None
+    if "cache_position" in params:
+        args["cache_position"] = torch.arange(h.shape[1], device=h.device)
+    return args
