@@ -5,7 +5,7 @@
 #   OUT=/tmp/gpu_out BUDGET=480 bash scripts/gpu_stretch.sh    # on one H200 (16 CPU cores); needs diffusers
 #   OUT=/tmp/gpu_out BUDGET=120 DEVICE=cpu WORKERS=1 bash scripts/gpu_stretch.sh   # dry run on a CPU
 #
-# Each run first trains 150 steps (inside the lr warm-up, so the schedule's length does not matter yet),
+# Each run first trains 150 steps (the learning rates differ from a full-length run's by under 0.1%),
 # the step rate of all four runs side by side sets the number of steps that ends within BUDGET seconds
 # of the start, and each run resumes with that length (cosine decay to 0 at its end). A run still going
 # past the deadline is stopped and exported from its last checkpoint (every 500 steps).
