@@ -11,7 +11,8 @@ Each ``--run LABEL=PART,PART,...`` lists the stretches of one training run in or
 ``metrics.jsonl`` (written by the trainer; its ``loss`` is the decoder's denoising loss alone, without the
 diversity or bigram terms, so every stretch shows the same objective), such a file itself (``*.jsonl``) or, for runs older than that file, the run's captured progress
 bar (a log whose bar shows ``loss=``, the mean of the last 50 steps). A stretch's steps are counted on from
-the previous one's last step. ``--dev STEP=REPORT`` adds a dev-split ``dediffusion eval`` report of the
+the previous one's last step, in steps of ``--batch`` images: ``PART@256`` is a stretch trained at batch 256
+(each of its steps counts 256 / 32 = 8 at ``--batch 32``). ``--dev STEP=REPORT`` adds a dev-split ``dediffusion eval`` report of the
 seed-0 run after STEP steps. ``--extend CURVE`` starts from an earlier ``curve.json`` (its runs and dev
 points; each run's new parts continue after its last step), so a curve grows one stretch at a time
 without the earlier logs. Writes ``curve.json`` (the points; what the plot shows) and ``curve.png``.
@@ -38,13 +39,15 @@ def stretch_points(part: str, every: int = 50) -> list[tuple[int, float]]:
     return [(s, v) for s, v in sorted(last.items()) if s and s % every == 0]
 
 
-def run_curve(parts: list[str], start: list | None = None) -> list[tuple[int, float]]:
+def run_curve(parts: list[str], start: list | None = None, batch: int = 32) -> list[tuple[int, float]]:
     out = [tuple(p) for p in start or []]
     offset = out[-1][0] if out else 0
     for part in parts:
-        pts = stretch_points(part)
-        out += [(offset + s, v) for s, v in pts]
-        offset += pts[-1][0] if pts else 0
+        path, _, part_batch = part.partition("@")
+        scale = int(part_batch or batch) / batch  # this stretch's steps in steps of ``batch`` images
+        pts = stretch_points(path)
+        out += [(offset + round(s * scale), v) for s, v in pts]
+        offset += round(pts[-1][0] * scale) if pts else 0
     return out
 
 
@@ -87,7 +90,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     prev = json.loads(pathlib.Path(a.extend).read_text()) if a.extend else {"runs": {}, "dev": []}
-    curves = {lab: run_curve(parts.split(","), prev["runs"].get(lab)) for lab, parts in (r.split("=", 1) for r in a.run)}
+    curves = {lab: run_curve(parts.split(","), prev["runs"].get(lab), a.batch)
+              for lab, parts in (r.split("=", 1) for r in a.run)}
     dev = sorted(prev["dev"] + [dev_point(int(s), f) for s, f in (d.split("=", 1) for d in a.dev)],
                  key=lambda d: d["step"])
     out = pathlib.Path(a.out)
