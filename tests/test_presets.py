@@ -29,7 +29,7 @@ CHECKPOINTS = ROOT / "src" / "dediffusion" / "assets" / "checkpoints"
 SHIPPED = {  # checkpoint folder -> its presets, in the order they run
     "encoder": ["world_encoder", "world_encoder_stretch", "world_encoder_stretch2",
                 "world_encoder_stretch3", "world_encoder_stretch4", "world_encoder_bigram", "world_encoder_bigram2",
-                "world_encoder_bigram3", "world_encoder_bigram4"],
+                "world_encoder_bigram3", "world_encoder_bigram4", "world_encoder_bigram5", "world_encoder_gpu"],
     "decoder": ["world_decoder_phase1", "world_decoder_phase2", "world_decoder_phase3", "world_decoder"],
     "probe": ["world_probe"],
     "backbone": ["world_backbone"],
@@ -113,10 +113,10 @@ def test_every_preset_file_states_its_command_cost_and_result(name):
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed1", ["seed=1"]),  # the recipe's other training runs
     (ROOT / "benchmarks" / "checkpoints" / "encoder_seed2", ["seed=2"]),
 ], ids=["shipped", "seed1", "seed2"])
-def test_the_encoder_is_world_encoder_then_eight_stretches_the_last_four_with_the_bigram_prior(folder, extra):
+def test_the_encoder_is_world_encoder_then_ten_stretches_the_last_six_with_the_bigram_prior(folder, extra):
     record = _record(folder)
     stages = {h["stage"]: h for h in record["history"] if "stage" in h}
-    assert sorted(stages) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert sorted(stages) == list(range(1, 12))
     for stage, name in ((1, "world_encoder"), (2, "world_encoder_stretch"), (3, "world_encoder_stretch2"),
                         (4, "world_encoder_stretch3"), (5, "world_encoder_stretch4"), (6, "world_encoder_bigram")):
         assert differences(apply_overrides(preset(name), extra), stages[stage]["config"]) == [], stage
@@ -124,8 +124,10 @@ def test_the_encoder_is_world_encoder_then_eight_stretches_the_last_four_with_th
         "model.head.bigram_weight: recorded 0.001, preset 0.0"]  # the ablation differs by the prior alone
     assert differences(apply_overrides(preset("world_encoder_bigram2"), extra), stages[7]["config"]) == []
     assert differences(apply_overrides(preset("world_encoder_bigram3"), extra), stages[8]["config"]) == []
-    assert "--preset world_encoder_bigram4" in stages[9]["command"]
-    assert differences(apply_overrides(preset("world_encoder_bigram4"), extra), record["config"]) == []
+    assert differences(apply_overrides(preset("world_encoder_bigram4"), extra), stages[9]["config"]) == []
+    assert differences(apply_overrides(preset("world_encoder_bigram5"), extra), stages[10]["config"]) == []
+    assert "--preset world_encoder_gpu" in stages[11]["command"]
+    assert differences(apply_overrides(preset("world_encoder_gpu"), extra), record["config"]) == []
 
 
 def test_the_shipped_decoder_is_world_decoder():

@@ -5,7 +5,8 @@
 Every shipped checkpoint has one (tests/test_presets.py checks each against the config it recorded):
 
     encoder   world_encoder (1), world_encoder_stretch (2), _stretch2..4 (3-5),  train
-              world_encoder_bigram (6), _bigram2 (7), _bigram3 (8), _bigram4 (9);
+              world_encoder_bigram (6), _bigram2 (7), _bigram3 (8), _bigram4 (9),
+              _bigram5 (10), world_encoder_gpu (11, one GPU);
               _stretch5 is stage 6 without the prior (v9, an ablation)
     decoder   world_decoder_phase1, _phase2, _phase3, world_decoder (4)    pretrain-decoder
     probe     world_probe                                                  train-probe
@@ -34,6 +35,8 @@ PRESETS = {
     "world_encoder_bigram2": world_encoder_stretch.bigram2,
     "world_encoder_bigram3": world_encoder_stretch.bigram3,
     "world_encoder_bigram4": world_encoder_stretch.bigram4,
+    "world_encoder_bigram5": world_encoder_stretch.bigram5,
+    "world_encoder_gpu": world_encoder_stretch.gpu,
     "world_decoder_phase1": world_decoder.phase1,
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,

@@ -1,7 +1,7 @@
-"""Stage 1 of the shipped world encoder (v13): the ``train`` defaults, 2,000 steps at batch 32 (64,000 scenes).
+"""Stage 1 of the shipped world encoder (v14): the ``train`` defaults, 2,000 steps at batch 32 (64,000 scenes).
 
-The shipped encoder is nine stretches of training; this is the first (shipped alone as v4), and
-``world_encoder_stretch.py`` holds the other eight (its docstring has the whole sequence), each
+The shipped encoder is eleven stretches of training; this is the first (shipped alone as v4), and
+``world_encoder_stretch.py`` holds the other ten (its docstring has the whole sequence), each
 from the previous stage's fp16 export:
 
     dediffusion train --preset world_encoder --out runs/world_encoder
