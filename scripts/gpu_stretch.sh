@@ -21,9 +21,13 @@ export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM
 PY=${PYTHON:-python3}; CLI="$PY -m dediffusion.cli"
 (nvidia-smi; $PY -c "import torch; print(torch.__version__, torch.cuda.is_available())") > "$W/machine.log" 2>&1
 
-enc_sets() {  # stage 11: the world_encoder_bigram2 recipe at batch 256 on data seed 109, from stage 10
-  echo --preset world_encoder_bigram2 --set init_from=benchmarks/checkpoints/bigram2_stage10_seed$1 \
-    --set seed=$1 --set data_seed=109 --set batch_size=$BATCH --set device=$DEVICE --set data.workers=$WORKERS \
+# Stage 11 started from the stage-10 exports; `git checkout 26f6972 -- benchmarks/checkpoints/bigram2_stage10_seed0`
+# (and _seed1, _seed2) restores them. A further stretch: copy the three runs' exports to PREFIX0..PREFIX2 (the
+# shipped encoder is run 0, benchmarks/checkpoints/encoder_seed{1,2} runs 1 and 2), set INIT=PREFIX and a new DATA_SEED.
+INIT=${INIT:-benchmarks/checkpoints/bigram2_stage10_seed}; DATA_SEED=${DATA_SEED:-109}
+enc_sets() {  # the world_encoder_bigram2 recipe at batch 256 (stage 11: data seed 109, from stage 10)
+  echo --preset world_encoder_bigram2 --set init_from=$INIT$1 \
+    --set seed=$1 --set data_seed=$DATA_SEED --set batch_size=$BATCH --set device=$DEVICE --set data.workers=$WORKERS \
     --set checkpoint_every=500 --set steps=$2
 }
 launch() {  # $1: steps, $2: extra flags (--stop-at N or --resume)
