@@ -33,8 +33,8 @@ counts each caption's last word -> first word in that table (``head.bigram_wrap`
 caption and start another. Stages 8-10 (``world_encoder_bigram3``, ``_bigram4``, ``_bigram5``) are stage
 7's recipe again on other scenes; stage 11 (``world_encoder_gpu``) is it at batch 256 (lr unchanged) for
 3,728 steps on one GPU, three runs side by side (``scripts/gpu_stretch.sh``: 150 steps, then resumed with the
-length that fit the lease; the learning rates differ from a plain 3,728-step run's by under 0.1%). Stage 6 without the prior (encoder v9, now an ablation:
-``benchmarks/RESULTS.md``, section 3) is
+length that fit the lease; the learning rates differ from a plain 3,728-step run's by under 0.1%).
+Stage 6 without the prior (encoder v9, now an ablation: ``benchmarks/RESULTS.md``, section 3) is
 
     dediffusion train --preset world_encoder_stretch5 --out runs/world_encoder_stretch5
 
@@ -80,7 +80,7 @@ STAGE_6_EXPORT = "runs/world_encoder_v10"  # dediffusion export encoder runs/wor
 STAGE_7_EXPORT = "runs/world_encoder_v11"
 STAGE_8_EXPORT = "runs/world_encoder_v12"
 STAGE_9_EXPORT = "runs/world_encoder_v13"
-STAGE_10_EXPORT = "runs/world_encoder_stage10"  # dediffusion export encoder runs/world_encoder_bigram5 runs/world_encoder_stage10 ...
+STAGE_10_EXPORT = "runs/world_encoder_stage10"  # dediffusion export encoder runs/world_encoder_bigram5 <this> ...
 
 
 def config() -> EncoderTrainConfig:
