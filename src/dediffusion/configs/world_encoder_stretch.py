@@ -47,8 +47,8 @@ A stretch holds the Gumbel temperature at stage 1's final 0.3 with stage 1's fin
 (0.3 x 0.3 / 2.0 = 0.045), restarts a shorter lr schedule (3e-4, 100 warm-up steps, cosine) and
 draws new scenes (``data_seed`` 100-109 in stages 2-11; the eval splits are seeds 1 and 7).
 
-Cost: about 22-26 min per CPU stage on one free CPU thread (0.65-0.77 s per step); stage 11 364 s on one
-H200 (0.094-0.098 s per step, three runs side by side beside a decoder training, 3 batch-building processes
+Cost: about 22-26 min per CPU stage on one free CPU thread (0.65-0.77 s per step); stage 11 about 380 s on one
+H200 (0.093-0.098 s per step, three runs side by side beside a decoder training, 3 batch-building processes
 each). Images per run: 640,000 in stages 1-10, 954,368 in stage 11, 1,594,368 in all.
 
 Result: dev split (seed 1, n = 300), probe accuracy raw / strict at guidance 1.5, mean of three
