@@ -1,3 +1,5 @@
+import inspect
+
 import torch
 
 from dediffusion.model.decoders import load_decoder
@@ -94,5 +96,5 @@ def test_causal_mask_arguments_follow_the_installed_transformers_signature():
     assert b.keys() == {"config", "input_embeds", "attention_mask", "cache_position", "past_key_values"}
     assert b["past_key_values"] is None and b["cache_position"].tolist() == [0, 1, 2, 3, 4]
     from transformers.masking_utils import create_causal_mask  # the installed one accepts what it is given
-    import inspect
+
     assert set(_causal_mask_args(create_causal_mask, "cfg", h)) <= set(inspect.signature(create_causal_mask).parameters)

@@ -8,6 +8,7 @@ and the hard ids it tokenizes to give identical states.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 
@@ -88,10 +89,16 @@ def _causal_mask_args(create_causal_mask, config, h: torch.Tensor) -> dict:
     """Keyword arguments for ``transformers.masking_utils.create_causal_mask`` in the installed version
     (pinned 5.24 names them ``inputs_embeds`` and ``cache``; earlier 5.x ``input_embeds``,
     ``past_key_values`` and ``cache_position``): no cache, the whole sequence."""
-    params = inspect.signature(create_causal_mask).parameters
+    params = _parameter_names(create_causal_mask)
     args = {"config": config, "attention_mask": None}
     args["inputs_embeds" if "inputs_embeds" in params else "input_embeds"] = h
     args["cache" if "cache" in params else "past_key_values"] = None
     if "cache_position" in params:
         args["cache_position"] = torch.arange(h.shape[1], device=h.device)
     return args
+
+
+@functools.cache
+def _parameter_names(fn) -> frozenset[str]:
+    """``fn``'s parameter names, read once (the text path runs every training step)."""
+    return frozenset(inspect.signature(fn).parameters)
