@@ -73,3 +73,41 @@ def test_the_model_builds_the_table_its_config_names(tiny_model_dir):
         tables.append(caption_prior(model).numpy())
         np.testing.assert_allclose(tables[-1], caption_bigrams(words, wrap=wrap), rtol=1e-6)
     assert np.abs(tables[0] - tables[1]).max() > 1.0  # the flag reaches the table
+
+
+def test_the_trigram_table_backs_off_to_the_bigram_and_knows_where_a_phrase_goes():
+    from dediffusion.data.world.scenes import caption_trigrams
+
+    i = {w: k for k, w in enumerate(WORDS)}
+    tri, bi = caption_trigrams(WORDS, n=500, wrap=True), caption_bigrams(WORDS, n=500, wrap=True)
+    np.testing.assert_allclose(np.exp(tri).sum(-1), 1.0, rtol=1e-9)
+    assert tri[i["left"], i["at"], i["the"]] > np.log(0.9)  # unseen context "left at": backs off to "at" -> "the"
+    assert tri[i["with"], i["with"], i["with"]] < np.log(0.001)  # a word captions never use is no cheap filler
+    # after "background a" a new caption begins with a size, never the background's colour again
+    assert tri[i["background"], i["a"], i["large"]] > np.log(0.3) > np.log(0.01) > tri[i["background"], i["a"], i["gray"]]
+    assert bi[i["a"], i["gray"]] > tri[i["background"], i["a"], i["gray"]] + 3  # the bigram alone cannot tell
+
+
+def test_the_trigram_prior_prices_a_filler_loop_that_the_bigram_finds_as_cheap_as_a_caption():
+    from dediffusion.data.world.scenes import caption_trigrams
+    from dediffusion.model.text_head import trigram_nll
+
+    tri = torch.from_numpy(caption_trigrams(WORDS, n=500, wrap=True)).float()
+    bi = torch.from_numpy(caption_bigrams(WORDS, n=500, wrap=True)).float()
+    caption = _one_hot("a large red circle at the top left on a black background a small blue square at the top")
+    loop = _one_hot("a gray background a gray background a gray background a gray background a gray")
+    assert trigram_nll(caption, tri) < 1.0 < 2.5 < trigram_nll(loop, tri)
+    assert bigram_nll(loop, bi) < 1.0  # the loop that a strong bigram prior alone drifted into
+    logits = torch.zeros(2, 6, len(WORDS), requires_grad=True)
+    trigram_nll(logits.softmax(-1), tri).backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_training_with_the_trigram_prior_logs_it(tiny_decoder_dir, tmp_path):
+    cfg = tiny_train_cfg(steps=2)
+    cfg = replace(cfg, model=replace(cfg.model, head=replace(cfg.model.head, trigram_weight=0.01)))
+    train_encoder(cfg, tmp_path / "run", tiny_decoder_dir, progress=False)
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["trigram"] > 0 and "bigram" not in r for r in rows)
+    model = load_dediffusion(tmp_path / "run")
+    assert model.cfg.head.trigram_weight == 0.01 and model.text_prior3 is None  # rebuilt, never stored
