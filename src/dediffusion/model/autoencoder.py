@@ -18,12 +18,11 @@ from torch import nn
 
 from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from dediffusion.config import from_dict, to_dict
-from dediffusion.data.world.scenes import caption_bigrams, caption_trigrams, vocabulary_words
+from dediffusion.data.world.scenes import caption_bigrams, vocabulary_words
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
-from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate, \
-    trigram_nll
+from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate
 from dediffusion.model.tokenizer import allowed_ids, decode_ids
 
 
@@ -51,7 +50,6 @@ class DeDiffusion(nn.Module):
         self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
         # log P(next | previous) over the head's words (A, A) when bigram_weight > 0: built on first use
         self.register_buffer("text_prior", None, persistent=False)
-        self.register_buffer("text_prior3", None, persistent=False)  # (A, A, A) when trigram_weight > 0
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -96,11 +94,6 @@ class DeDiffusion(nn.Module):
                 self.text_prior = caption_prior(self).to(weights.device)
             extra["bigram"] = bigram_nll(weights, self.text_prior)  # the emitted (straight-through) words
             loss = loss + self.cfg.head.bigram_weight * extra["bigram"]
-        if self.cfg.head.trigram_weight:
-            if self.text_prior3 is None:
-                self.text_prior3 = caption_prior(self, order=3).to(weights.device)
-            extra["trigram"] = trigram_nll(weights, self.text_prior3)
-            loss = loss + self.cfg.head.trigram_weight * extra["trigram"]
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)
             distinct = len({tuple(r) for r in ids.tolist()}) / len(ids)
@@ -151,17 +144,14 @@ def load_config(folder) -> DeDiffusionConfig:
     return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
 
 
-def caption_prior(model: DeDiffusion, order: int = 2) -> torch.Tensor:
-    """The caption bigram (``order`` 2, for ``head.bigram_weight``) or trigram table (3, ``head.trigram_weight``)
-    over the head's words (embedded world only)."""
+def caption_prior(model: DeDiffusion) -> torch.Tensor:
+    """The caption bigram table over the head's words, for ``head.bigram_weight`` (embedded world only)."""
     words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
     unknown = sorted(set(words) - set(vocabulary_words()))
     if unknown:
         raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
-                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0 "
-                         f"and model.head.trigram_weight=0")
-    table = caption_trigrams if order == 3 else caption_bigrams
-    return torch.from_numpy(table(words, wrap=model.cfg.head.bigram_wrap)).float()
+                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
+    return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
 
 
 def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -> DeDiffusion:

@@ -37,7 +37,6 @@ class TextHeadConfig:
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
     bigram_weight: float = 0.0  # weight of bigram_nll under a caption bigram table (readability; world decoder only)
     bigram_wrap: bool = False  # the table also counts each caption's last word -> its first: a text may end and restart a caption
-    trigram_weight: float = 0.0  # weight of trigram_nll under a caption trigram table (readability; world decoder only)
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
@@ -102,15 +101,6 @@ def bigram_nll(weights: torch.Tensor, log_bigram: torch.Tensor) -> torch.Tensor:
     """
     pairs = torch.einsum("bti,ij,btj->bt", weights[:, :-1].float(), log_bigram.float(), weights[:, 1:].float())
     return -pairs.mean()
-
-
-def trigram_nll(weights: torch.Tensor, log_trigram: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood per word given its two predecessors, under a trigram table (A, A, A)
-    of log P(k | i, j); ``weights`` (B, N, A) as in ``bigram_nll``. Unlike a bigram table it knows
-    where a caption phrase is going, so "background a gray background a gray" is not a cheap loop."""
-    w = weights.float()
-    context = torch.einsum("bti,ijk->btjk", w[:, :-2], log_trigram.float())  # (B, N-2, A, A)
-    return -torch.einsum("btjk,btj,btk->bt", context, w[:, 1:-1], w[:, 2:]).mean()
 
 
 class TextHead(nn.Module):

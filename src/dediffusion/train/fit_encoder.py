@@ -176,8 +176,6 @@ def build_model(cfg: EncoderTrainConfig, decoder_folder, decoder_ref: str | None
         model.encoder.backbone.load_pretrained(resolve(cfg.backbone, "backbone"))
     if cfg.model.head.bigram_weight:
         model.text_prior = caption_prior(model)  # before any DDP wrapper, so every rank has it
-    if cfg.model.head.trigram_weight:
-        model.text_prior3 = caption_prior(model, order=3)
     return model
 
 
