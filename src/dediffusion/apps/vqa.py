@@ -42,6 +42,7 @@ class VQAEvalConfig:
     max_tokens: int = MAX_TOKENS  # as ``ask``: 0-shot answers come as sentences, cut to a phrase after
     batch_size: int = 8
     train_seed: int = 0
+    fusion: float = 0.0  # head.lm_fusion of the De-Diffusion contexts (apps/reading.py), recorded
 
 
 TextsFn = Callable[[list[Scene]], list[str]]  # scenes -> De-Diffusion texts of their rendered images
@@ -98,6 +99,7 @@ def eval_vqa(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bool = True) 
                 "accuracy": float(np.mean(hits)),
                 "by_kind": {kind: float(np.mean(v)) if v else None for kind, v in by_kind.items()},
                 "n": len(hits),
+                "hits": [int(h) for h in hits],  # per question, in order: paired comparisons between runs
             }
             examples += [{"source": source, "shots": k, "question": q.question, "answer": q.answer,
                           "context": ctx[i], "prediction": p} for (i, q), p in list(zip(stream, preds))[:3]]
@@ -143,7 +145,7 @@ def eval_classification(cfg: VQAEvalConfig, llm, dd_texts: TextsFn, progress: bo
         replies = _batched(partial(completions, llm), prompts, cfg, f"classify {source}", progress)
         preds = [first_line(t) for t in replies]
         hits = [is_correct(p, t, tuple(c)) for p, (_, _, t, c) in zip(preds, episodes)]
-        result[source] = {"accuracy": float(np.mean(hits)), "n": len(hits)}
+        result[source] = {"accuracy": float(np.mean(hits)), "n": len(hits), "hits": [int(h) for h in hits]}
     return {"classification": result, "classification_task": f"{cfg.ways}-way 1-shot, colour+shape of "
             "single-object scenes, task induction", "chance": 1.0 / cfg.ways}
 

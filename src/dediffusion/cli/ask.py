@@ -5,11 +5,10 @@ import json
 import pathlib
 import sys
 
-import torch
-
 from dediffusion.apps.answer import MAX_TOKENS, replies, shown_prompt
 from dediffusion.apps.llm import LLMError, LocalLLM, default_llm
 from dediffusion.apps.llm_prompts import chat_messages, extract_answer, first_sentence, load_shots
+from dediffusion.apps.reading import READER_FUSION, reader_texts, reader_weight
 from dediffusion.apps.remote import API_KEY_ENV, RemoteConfig, RemoteLLM
 from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
 from dediffusion.cli.common import err
@@ -44,8 +43,7 @@ def _context_and_llm(a):
             image = load_image(a.image, model.decoder.resolution)
         except ImageInputError as e:
             raise ValueError(str(e)) from None
-        with torch.inference_mode():
-            text = model.texts(image[None])[0]
+        text = reader_texts(model, image[None], a.fusion)[0]
     if a.show_context:
         print(f"image text: {text}", file=sys.stderr)
     return text, build_llm(a)
@@ -116,16 +114,17 @@ def cmd_vqa_eval(a) -> int:
     if unknown:
         raise ValueError(f"unknown context source(s) {', '.join(unknown)} (sources: {', '.join(SOURCES)})")
     model = load_model(a.model)
+    fusion = reader_weight(model, a.fusion)
     cfg = VQAEvalConfig(seed=a.seed, shot_seed=a.shot_seed, n_questions=a.n, shots=shots, sources=sources,
                         n_episodes=a.episodes, ways=a.ways, batch_size=a.batch_size,
-                        max_tokens=a.max_tokens or VQAEvalConfig.max_tokens, train_seed=model.cfg.train_seed)
+                        max_tokens=a.max_tokens or VQAEvalConfig.max_tokens, train_seed=model.cfg.train_seed,
+                        fusion=fusion)
     if cfg.train_seed in (cfg.seed, cfg.shot_seed):
         raise ValueError(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
     llm = build_llm(a)
 
     def dd_texts(scenes):
-        with torch.inference_mode():
-            return model.texts(images_tensor(scenes, model.decoder.resolution))
+        return reader_texts(model, images_tensor(scenes, model.decoder.resolution), fusion)
 
     return _report(run_eval(cfg, llm, dd_texts, progress=not a.json), a)
 
@@ -158,6 +157,12 @@ def _context_flags(p) -> None:
     p.add_argument("--text", help="use this text (a caption, an edited De-Diffusion text) instead of an image")
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
     p.add_argument("--show-context", action="store_true", help="print the context text on stderr")
+    fusion_flag(p)
+
+
+def fusion_flag(p) -> None:
+    p.add_argument("--fusion", type=float, metavar="W", help="weight of the caption language model in the text the "
+                   f"LLM reads (default {READER_FUSION} for embedded-world encoders, else 0; 0: the decoder's own text)")
 
 
 def add_parsers(sub) -> None:
@@ -188,6 +193,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--ways", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
+    fusion_flag(p)
     p.add_argument("-o", "--output", help="also write the JSON result here")
     p.add_argument("--json", action="store_true")
     llm_flags(p)

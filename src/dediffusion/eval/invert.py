@@ -155,6 +155,9 @@ def encoder_logits(model, images: torch.Tensor, batch: int = 64) -> torch.Tensor
     the start is then logits + T * g: the same argmax at the encoder's own logit scale.
     """
     head = model.head
+    if head.cfg.lm_fusion:
+        raise ValueError("invert --init encoder starts from per-position choices; this encoder's texts use "
+                         f"head.lm_fusion={head.cfg.lm_fusion} (a language-model search): set it to 0")
     logits = torch.cat([model.forward_encoder(images[i : i + batch]) for i in range(0, len(images), batch)]).float()
     start = logits
     if head.cfg.inference == "sample":

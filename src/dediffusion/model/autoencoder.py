@@ -18,11 +18,12 @@ from torch import nn
 
 from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from dediffusion.config import from_dict, to_dict
-from dediffusion.data.world.scenes import caption_bigrams, vocabulary_words
+from dediffusion.data.world.scenes import caption_bigrams, caption_trigrams, vocabulary_words
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
-from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate
+from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate, \
+    fuse_with_lm
 from dediffusion.model.tokenizer import allowed_ids, decode_ids
 
 
@@ -50,6 +51,7 @@ class DeDiffusion(nn.Module):
         self.head = TextHead(cfg.encoder.width, vocab, cfg.head)
         # log P(next | previous) over the head's words (A, A) when bigram_weight > 0: built on first use
         self.register_buffer("text_prior", None, persistent=False)
+        self.register_buffer("caption_lm", None, persistent=False)  # (A, A, A) for head.lm_fusion: built on first use
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -106,9 +108,15 @@ class DeDiffusion(nn.Module):
     @torch.no_grad()
     def token_ids(self, images: torch.Tensor) -> torch.Tensor:
         """Hard vocabulary ids (B, K): at every position the argmax, or the seeded draw (``head.inference``);
-        the first K = ``head.inference_tokens`` positions (0: all N)."""
-        ids = self.head.hard_ids(self.forward_encoder(images))
-        return ids[:, : self.cfg.head.inference_tokens or None]
+        the first K = ``head.inference_tokens`` positions (0: all N). With ``head.lm_fusion`` > 0 the K words
+        are instead the sequence that best fits the logits and a caption language model together."""
+        logits, k = self.forward_encoder(images), self.cfg.head.inference_tokens or None
+        if not self.cfg.head.lm_fusion:
+            return self.head.hard_ids(logits)[:, :k]
+        if self.caption_lm is None:
+            self.caption_lm = caption_prior(self, order=3).to(logits.device)
+        words = fuse_with_lm(logits[:, :k].float().log_softmax(-1), self.caption_lm, self.cfg.head.lm_fusion)
+        return self.head.allowed_ids[words]
 
     @torch.no_grad()
     def texts(self, images: torch.Tensor) -> list[str]:
@@ -144,13 +152,17 @@ def load_config(folder) -> DeDiffusionConfig:
     return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
 
 
-def caption_prior(model: DeDiffusion) -> torch.Tensor:
-    """The caption bigram table over the head's words, for ``head.bigram_weight`` (embedded world only)."""
+def caption_prior(model: DeDiffusion, order: int = 2) -> torch.Tensor:
+    """The caption bigram table over the head's words, for ``head.bigram_weight`` (``order`` 2), or the
+    caption trigram language model of ``head.lm_fusion`` (3); embedded world only."""
     words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
     unknown = sorted(set(words) - set(vocabulary_words()))
     if unknown:
-        raise ValueError(f"head.bigram_weight counts word pairs in the embedded world's captions; this head "
-                         f"emits words they never use ({', '.join(unknown[:5])}): set model.head.bigram_weight=0")
+        what = "head.bigram_weight" if order == 2 else "head.lm_fusion"
+        raise ValueError(f"{what} counts words in the embedded world's captions; this head emits words they "
+                         f"never use ({', '.join(unknown[:5])}): set {what}=0")
+    if order == 3:
+        return torch.from_numpy(caption_trigrams(words, wrap=True)).float()
     return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
 
 

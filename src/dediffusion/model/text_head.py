@@ -37,6 +37,7 @@ class TextHeadConfig:
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
     bigram_weight: float = 0.0  # weight of bigram_nll under a caption bigram table (readability; world decoder only)
     bigram_wrap: bool = False  # the table also counts each caption's last word -> its first: a text may end and restart a caption
+    lm_fusion: float = 0.0  # inference: weight of a caption trigram LM in a Viterbi search over the logits (0: per position; world only)
 
 
 def temperature(step: int, total: int, cfg: TextHeadConfig) -> float:
@@ -101,6 +102,35 @@ def bigram_nll(weights: torch.Tensor, log_bigram: torch.Tensor) -> torch.Tensor:
     """
     pairs = torch.einsum("bti,ij,btj->bt", weights[:, :-1].float(), log_bigram.float(), weights[:, 1:].float())
     return -pairs.mean()
+
+
+def fuse_with_lm(log_probs: torch.Tensor, log_trigram: torch.Tensor, weight: float) -> torch.Tensor:
+    """The word sequence (B, N) of indices into the A words that maximises
+    ``sum_t log_probs[t, w_t] + weight * sum_{t>=2} log_trigram[w_{t-2}, w_{t-1}, w_t]``, exactly (Viterbi
+    over the (previous, current) word pairs: N x A^3 per text).
+
+    ``log_probs`` (B, N, A): the encoder's per-position log-probabilities; ``log_trigram`` (A, A, A): log
+    P(k | i, j) of a language model. ``weight`` 0 is the per-position argmax; larger weights trade the
+    encoder's choices for word sequences the language model finds likely (shallow fusion, as in speech
+    recognition with an external LM).
+    """
+    b, n, a = log_probs.shape
+    lp, lm = log_probs.float(), weight * log_trigram.float()
+    if n < 3 or weight == 0:
+        return lp.argmax(-1)
+    score = lp[:, 0, :, None] + lp[:, 1, None, :]  # (B, A_prev, A_cur) after two words
+    back = []
+    for t in range(2, n):
+        best, arg = (score[:, :, :, None] + lm[None]).max(1)  # over the word before the previous one
+        back.append(arg)  # (B, A_prev, A_cur): the best w_{t-2} for (w_{t-1}, w_t)
+        score = best + lp[:, t, None, :]
+    flat = score.reshape(b, -1).argmax(-1)
+    prev, cur = flat // a, flat % a
+    rows, out = torch.arange(b), [cur, prev]
+    for arg in reversed(back):
+        prev, cur = arg[rows, prev, cur], prev
+        out.append(prev)
+    return torch.stack(out[::-1], 1)
 
 
 class TextHead(nn.Module):

@@ -192,6 +192,38 @@ def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,), wrap: bo
             yield from zip(words, words[1:] + words[:1] if wrap else words[1:])
 
 
+def caption_word_triples(n: int, seed: int = 0, wrap: bool = False):
+    """Every three consecutive words of the full captions of ``n`` scenes of ``seed``; with ``wrap`` the
+    caption runs on into its own start, as a text that ends one caption and begins the next."""
+    for k in range(n):
+        words = full_caption(sample_scene(seed, k)).split()
+        ext = words + words[:2] if wrap else words
+        yield from zip(ext, ext[1:], ext[2:])
+
+
+def caption_trigrams(words: list[str], n: int = 4000, seed: int = 0, wrap: bool = False,
+                     strength: float = 1.0, smoothing: float = 0.1) -> np.ndarray:
+    """log P(word | two previous words) (A, A, A) from the full captions of ``n`` training scenes.
+
+    Interpolated counts (Dirichlet smoothing of ``strength`` pseudo-counts at each order): the trigram
+    backs off to the bigram, the bigram to the unigram, the unigram to add-``smoothing`` counts. A context
+    the captions never use falls back to the lower order, so a word they never use ("with") stays
+    expensive after itself too ("with with with" is no cheap filler), and a caption-like context that
+    goes somewhere captions never go ("background a gray" after "a gray background") costs far more
+    than under a bigram table. The language model of ``head.lm_fusion`` (``model.text_head.fuse_with_lm``).
+    """
+    index, a_ = {w: i for i, w in enumerate(words)}, len(words)
+    counts = np.zeros((a_,) * 3)
+    for a, b, c in caption_word_triples(n, seed, wrap=wrap):
+        if a in index and b in index and c in index:
+            counts[index[a], index[b], index[c]] += 1
+    unigram = counts.sum((0, 1)) + smoothing
+    unigram /= unigram.sum()
+    pairs = counts.sum(0)  # (A, A): (b, c)
+    bigram = (pairs + strength * unigram) / (pairs.sum(-1, keepdims=True) + strength)
+    return np.log((counts + strength * bigram[None]) / (counts.sum(-1, keepdims=True) + strength))
+
+
 def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1,
                     wrap: bool = False) -> np.ndarray:
     """log P(next word | word) (len(words), len(words)) from the full captions of ``n`` training scenes.
