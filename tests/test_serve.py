@@ -100,13 +100,17 @@ def test_reconstruct_equals_decode_of_its_text(client, scene_pngs):
     assert js["results"][0]["image"] == r["results"][0]["image"]
 
 
-def test_ask_about_a_text_or_an_image(client, scene_pngs):
+def test_ask_about_a_text_or_an_image(client, tiny_dediffusion, scene_pngs):
+    from dediffusion.apps.reading import reader_texts
+
     r = client.post("/ask", json={"text": "a red circle on a white background", "question": "What colour?"})
     assert r.status_code == 200 and r.json()["context"] == "a red circle on a white background"
     assert isinstance(r.json()["answer"], str) and isinstance(r.json()["reply"], str)
-    text = client.post("/encode", files=files(scene_pngs[:1])).json()["results"][0]["text"]
+    image = torch.stack([load_image_bytes(scene_pngs[0], "x", tiny_dediffusion.decoder.resolution)])
+    reading = reader_texts(tiny_dediffusion, image)[0]  # what `dediffusion ask` gives the LLM
     r = client.post("/ask", files=files(scene_pngs[:1]), data={"question": "What is it?"})
-    assert r.status_code == 200 and r.json()["context"] == text
+    assert r.status_code == 200 and r.json()["context"] == reading
+    assert reader_texts(tiny_dediffusion, image, 0.0) == library_texts(tiny_dediffusion, scene_pngs[:1])
     r = client.post("/ask", json={"question": "What?"})
     assert r.status_code == 422 and r.json()["part"] == "text"
 

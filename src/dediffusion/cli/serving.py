@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from dediffusion.cli.ask import build_llm, llm_flags
+from dediffusion.cli.ask import build_llm, fusion_flag, llm_flags
 from dediffusion.serve.settings import ServeConfig
 
 MISSING = "dediffusion serve needs FastAPI and uvicorn: pip install 'dediffusion[serve]'"
@@ -13,7 +13,7 @@ def config_from_args(a) -> ServeConfig:
     return ServeConfig(model=a.model, decoder=a.decoder, tokens=a.tokens, max_batch=a.max_batch,
                        max_wait_ms=a.max_wait_ms, max_queue=a.max_queue, max_upload_mb=a.max_upload_mb,
                        max_pixels=a.max_pixels, max_images=a.max_images, max_steps=a.max_steps,
-                       graceful_timeout_s=a.graceful_timeout, ask_max_tokens=a.max_tokens)
+                       graceful_timeout_s=a.graceful_timeout, ask_max_tokens=a.max_tokens, fusion=a.fusion)
 
 
 def cmd_serve(a) -> int:
@@ -51,5 +51,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--graceful-timeout", type=int, default=d.graceful_timeout_s,
                    help="seconds in-flight requests get to finish on shutdown")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    fusion_flag(p)
     llm_flags(p)
     p.set_defaults(func=cmd_serve, max_tokens=None)

@@ -19,6 +19,7 @@ import torch
 from dediffusion.apps.answer import MAX_TOKENS, replies
 from dediffusion.apps.llm import LLMError
 from dediffusion.apps.llm_prompts import extract_answer
+from dediffusion.apps.reading import reader_texts, reader_weight
 from dediffusion.model.autoencoder import load_model as load_encoder
 from dediffusion.model.sampling import generate
 from dediffusion.serve.batcher import MicroBatcher
@@ -37,6 +38,7 @@ class LLMUnavailable(Exception):
 class Engine:
     def __init__(self, cfg: ServeConfig, model, llm_factory: Callable[[], object] | None = None):
         self.cfg, self.model = cfg, model
+        reader_weight(model, cfg.fusion)  # a --fusion the encoder's words do not allow fails at start
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dediffusion-torch")
         self.batcher = MicroBatcher(self._encode_batch, self.executor, cfg.max_batch, cfg.max_wait_ms / 1000,
                                     cfg.max_queue)
@@ -81,6 +83,10 @@ class Engine:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.filterwarnings("ignore", message="prompt truncated")  # reported as "dropped"
             return generate(self.model.decoder, [text], steps=steps, guidance=guidance, seed=seed)[0]
+
+    def reader_text(self, image: torch.Tensor) -> str:
+        """The text /ask gives the LLM for one (3,H,W) image: fused with the caption LM, as ``dediffusion ask``."""
+        return reader_texts(self.model, image[None], self.cfg.fusion)[0]
 
     def ask(self, context: str, question: str) -> tuple[str, str]:
         """(answer phrase, raw reply) of the LLM for one question about one context text."""

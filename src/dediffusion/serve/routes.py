@@ -60,7 +60,7 @@ def _combined_routes(app: FastAPI, engine: Engine, cfg: ServeConfig) -> None:
         context = fields.text
         if context is None:
             image = await _one_image(engine, parsed.images[0])
-            context = (await engine.batcher.submit([image]))[0]
+            context = await engine.run(engine.reader_text, image)
         answer, reply = await engine.run(engine.ask, context, fields.question.strip())
         return {"context": context, "answer": answer, "reply": reply}
 

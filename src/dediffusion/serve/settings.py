@@ -23,6 +23,7 @@ class ServeConfig:
     graceful_timeout_s: int = 30  # on shutdown, in-flight requests get this long to finish
     scene_seed: int = 12345  # scenes drawn for the page (not the training seed 0)
     ask_max_tokens: int | None = None  # longest LLM reply for /ask (None: the ask command's default)
+    fusion: float | None = None  # /ask reads the image's text fused with the caption LM (None: as ``ask``)
 
     def __post_init__(self) -> None:
         checks = {"max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0,
@@ -30,7 +31,7 @@ class ServeConfig:
                   "max_pixels": self.max_pixels >= 1, "max_images": self.max_images >= 1,
                   "max_steps": self.max_steps >= 1, "max_text_chars": self.max_text_chars >= 1,
                   "max_scale": self.max_scale >= 1, "graceful_timeout_s": self.graceful_timeout_s >= 0,
-                  "tokens": self.tokens is None or self.tokens >= 1}
+                  "tokens": self.tokens is None or self.tokens >= 1, "fusion": self.fusion is None or self.fusion >= 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"serve settings out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
