@@ -8,7 +8,8 @@ are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored o
 ``--split dev`` scores dev scenes 2000-2999 (for choices), ``--split test`` the test seed 7 (to report).
 Also the share of emitted words that name a shape, colour, size or position, readability (the share
 of consecutive word pairs that occur in full or human-like captions, and of repeated-word pairs), distinct texts and
-mean length. ``--tokens K`` keeps each encoder's first K tokens. Writes ``text_stats.json`` and ``text_stats.md``.
+mean length. ``--tokens K`` keeps each encoder's first K tokens; ``--fusion 0,0.2`` adds rows for the text
+searched with the caption language model (``head.lm_fusion``: what ``ask`` / ``chat`` / ``vqa-eval`` read). Writes ``text_stats.json`` and ``text_stats.md``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sys
 import torch
 
 
-def encoder_texts(ref: str, batch: list, tokens: int | None) -> list[str]:
+def encoder_texts(ref: str, batch: list, tokens: int | None, fusion: float = 0.0) -> list[str]:
     from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.pretrained import resolve
     from dediffusion.data.world.batches import images_tensor
@@ -29,6 +30,7 @@ def encoder_texts(ref: str, batch: list, tokens: int | None) -> list[str]:
     model = load_dediffusion(resolve(ref, "encoder"))
     if tokens:
         model.set_inference(inference_tokens=tokens)
+    model.set_inference(lm_fusion=fusion)
     out = []
     for i in range(0, len(batch), 250):
         out += model.texts(images_tensor(batch[i : i + 250], model.decoder.resolution))
@@ -44,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("encoders", nargs="*")
     ap.add_argument("--split", choices=("dev", "test"), required=True)
     ap.add_argument("--tokens", type=int)
+    ap.add_argument("--fusion", default="0", help="comma-separated head.lm_fusion weights: one row per encoder and "
+                    "weight (0: the decoder's argmax text; e.g. 0.2: the text the LLM commands read)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -51,7 +55,9 @@ def main(argv=None) -> int:
     held = scenes(1, 2000, 1000) if a.split == "dev" else scenes(7, 0, 1000)
     sources = {"full_caption": lambda b: [full_caption(s) for s in b],
                "human_caption": lambda b: [human_caption(s) for s in b], "empty": lambda b: [""] * len(b)}
-    sources.update({ref: (lambda b, ref=ref: encoder_texts(ref, b, a.tokens)) for ref in a.encoders})
+    weights = [float(w) for w in a.fusion.split(",")]
+    sources.update({(ref if not w else f"{ref} fusion {w:g}"): (lambda b, ref=ref, w=w: encoder_texts(ref, b, a.tokens, w))
+                    for ref in a.encoders for w in weights})
     rows = {}
     for name, texts in sources.items():
         fit_t, held_t = texts(fit), texts(held)
