@@ -34,13 +34,16 @@ def _judge(model, probe, images, scenes_, ids) -> dict:
     from dediffusion.model.sampling import generate
     from dediffusion.eval.invert import prompt_loss
     from dediffusion.model.tokenizer import decode_ids
-    from dediffusion.eval.probe import attribute_hits, summarise
+    from dediffusion.eval.probe import attribute_hits, scene_scores, summarise
 
     ids = [list(r) for r in (ids.tolist() if torch.is_tensor(ids) else ids)]
     texts = [decode_ids(model.decoder.tokenizer, r) for r in ids]
     out = generate(model.decoder, texts, steps=25, guidance=3.0, seed=0)
+    hits = attribute_hits(probe, out, scenes_)
+    per_scene = scene_scores(hits, False)  # (hits, checks) per scene: pooled over runs, paired intervals
     return {"decoder_loss": float(prompt_loss(model.decoder, images, ids).mean()),
-            "probe_accuracy": summarise(attribute_hits(probe, out, scenes_))["all"]}
+            "probe_accuracy": summarise(hits)["all"],
+            "scene_hits": per_scene[0].tolist(), "scene_checks": per_scene[1].tolist()}
 
 
 def _timed(fn) -> tuple[torch.Tensor, float]:
@@ -67,14 +70,14 @@ def _prompts(model, images, refine: list[int], budgets: list[int]):
         yield f"invert_{k}", k, ids, s
 
 
-def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3) -> dict:
+def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3, start: int = 0) -> dict:
     from dediffusion import load_dediffusion, shipped
     from dediffusion.data.world.batches import images_tensor, scenes
     from dediffusion.model.attribute_cnn import load_probe
     from dediffusion.data.world.scenes import full_caption, human_caption
 
     model, probe = load_dediffusion(shipped("encoder")).eval(), load_probe(shipped("probe"))
-    sc = scenes(seed, 0, n)
+    sc = scenes(seed, start, n)
     images = images_tensor(sc, model.decoder.resolution)
     rows = {}
     for name, steps, ids, seconds in _prompts(model, images, list(refine), budgets):
@@ -173,6 +176,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="benchmarks/quality_vs_budget")
     ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--start", type=int, default=0, help="first scene index (seed 3): disjoint parts run side by side")
     ap.add_argument("--refine", type=_ints, default=[10, 30, 100], help="refinement steps from the encoder's text")
     ap.add_argument("--budgets", type=_ints, default=[30, 100, 300], help="optimisation steps from random logits")
     ap.add_argument("--render", action="store_true",
@@ -184,7 +188,7 @@ def main(argv=None) -> int:
         saved = json.loads((out / "quality_vs_budget.json").read_text())
         rows, command = saved["rows"], saved["command"]
     else:
-        rows = run(a.n, a.budgets, a.refine)
+        rows = run(a.n, a.budgets, a.refine, start=a.start)
         command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality_vs_budget.py " + " ".join(map(shlex.quote, sys.argv[1:]))
     out.mkdir(parents=True, exist_ok=True)
     verdict = {"encoder_vs_scratch": _verdict(rows), "refinement": _refine_verdict(rows)}
