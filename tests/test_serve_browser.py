@@ -97,6 +97,7 @@ def test_page_shows_the_api_text_and_reconstruction_then_a_scene_ask_and_attribu
     page.fill("#question", "What colour is the background?")
     page.click("#ask-btn")
     page.wait_for_function("document.getElementById('answer').textContent.length > 0", timeout=slow * 1000)
+    assert "the LLM read:" in page.inner_text("#answer")  # the image's text for readers, as /ask answers it
 
     page.click("#explain-btn")
     page.wait_for_selector("#tokens .token canvas", timeout=slow * 1000)

@@ -99,8 +99,12 @@ async function ask(event) {
   $("answer").textContent = "";
   status("asking the language model (the first question loads it) ...", true);
   try {
-    const reply = await postJSON("/ask", { text: state.text, question });
-    $("answer").textContent = reply.answer || `(no short answer; the model said: ${reply.reply})`;
+    const form = new FormData();  // the image, so the LLM reads what `dediffusion ask` gives it (the fused text)
+    form.append("files", state.blob, state.name);
+    form.append("question", question);
+    const reply = await api("/ask", { method: "POST", body: form });
+    $("answer").textContent = (reply.answer || `(no short answer; the model said: ${reply.reply})`) +
+      `  [the LLM read: "${reply.context}"]`;
     status("");
   } catch (e) {
     status(e.message);
