@@ -120,7 +120,7 @@ class DeDiffusion(nn.Module):
 
     @torch.no_grad()
     def texts(self, images: torch.Tensor) -> list[str]:
-        return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images)]
+        return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images).tolist()]  # lists: no per-id tensor ops
 
     def set_inference(self, **changes) -> "DeDiffusion":
         """Change inference settings of the head (``inference``, ``sample_temperature``, ``inference_tokens``, ...).
