@@ -61,3 +61,21 @@ def test_refining_a_fused_text_is_refused_with_the_setting_to_change(tiny_model_
     model = load_dediffusion(tiny_model_dir).eval().set_inference(lm_fusion=0.5)
     with pytest.raises(ValueError, match="lm_fusion"):
         encoder_logits(model, torch.rand(2, 3, 8, 8))
+
+
+def test_encode_fusion_writes_the_reader_text_and_refuses_a_negative_weight(tiny_model_dir, image_files, capsys):
+    from dediffusion.apps.reading import reader_texts
+    from dediffusion.cli.main import main
+    from dediffusion.data.images import load_image
+
+    good, _ = image_files
+    model = load_dediffusion(tiny_model_dir).eval()
+    image = load_image(str(good[0]), model.decoder.resolution)[None]
+    assert main(["encode", str(good[0]), "--model", str(tiny_model_dir)]) == 0
+    plain = capsys.readouterr().out.strip().split("\t")[-1]
+    assert main(["encode", str(good[0]), "--model", str(tiny_model_dir), "--fusion", "5"]) == 0
+    fused = capsys.readouterr().out.strip().split("\t")[-1]
+    assert fused == reader_texts(model, image, 5.0)[0] != plain
+    assert plain == model.texts(image)[0]
+    assert main(["encode", str(good[0]), "--model", str(tiny_model_dir), "--fusion", "-1"]) != 0
+    assert "--fusion -1" in capsys.readouterr().err
