@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from dediffusion.data.world.scenes import vocabulary_words
-from dediffusion.model.tokenizer import decode_ids
+from dediffusion.model.autoencoder import words_outside_captions
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
 
 
 def fusion_fits(model) -> bool:
     """Whether the caption language model covers the encoder's words (the embedded world's vocabulary)."""
-    words = {decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()}
-    return words <= set(vocabulary_words())
+    return not words_outside_captions(model)
 
 
 def reader_weight(model, fusion: float | None) -> float:

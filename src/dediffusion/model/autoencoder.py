@@ -152,11 +152,20 @@ def load_config(folder) -> DeDiffusionConfig:
     return from_dict(DeDiffusionConfig, meta.get("config", {}), where=f"{folder}/encoder.json:config")
 
 
+def head_words(model: DeDiffusion) -> list[str]:
+    """The words the head can emit, in its order."""
+    return [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
+
+
+def words_outside_captions(model: DeDiffusion) -> list[str]:
+    """The head's words that the embedded world's captions never use (empty: caption statistics cover it)."""
+    return sorted(set(head_words(model)) - set(vocabulary_words()))
+
+
 def caption_prior(model: DeDiffusion, order: int = 2) -> torch.Tensor:
     """The caption bigram table over the head's words, for ``head.bigram_weight`` (``order`` 2), or the
     caption trigram language model of ``head.lm_fusion`` (3); embedded world only."""
-    words = [decode_ids(model.decoder.tokenizer, [i]) for i in model.head.allowed_ids.tolist()]
-    unknown = sorted(set(words) - set(vocabulary_words()))
+    words, unknown = head_words(model), words_outside_captions(model)
     if unknown:
         what = "head.bigram_weight" if order == 2 else "head.lm_fusion"
         raise ValueError(f"{what} counts words in the embedded world's captions; this head emits words they "

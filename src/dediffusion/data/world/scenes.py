@@ -182,23 +182,20 @@ def vocabulary_words() -> list[str]:
     return sorted({*FUNCTION_WORDS, "background", *SHAPES, *COLOURS, *BACKGROUNDS, *SIZES, *cells})
 
 
-def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,), wrap: bool = False):
-    """Every consecutive word pair of the ``captions`` (caption functions) of ``n`` scenes of ``seed``;
-    with ``wrap`` also each caption's (last word, first word): how one caption ends and the next begins."""
+def caption_ngrams(order: int, n: int, seed: int = 0, captions=(full_caption,), wrap: bool = False):
+    """Every ``order`` consecutive words of the ``captions`` (caption functions) of ``n`` scenes of ``seed``;
+    with ``wrap`` each caption runs on into its own start, as a text that ends one caption and begins the next."""
     for k in range(n):
         scene = sample_scene(seed, k)
         for caption in captions:
             words = caption(scene).split()
-            yield from zip(words, words[1:] + words[:1] if wrap else words[1:])
+            ext = words + words[: order - 1] if wrap else words
+            yield from zip(*(ext[i:] for i in range(order)))
 
 
-def caption_word_triples(n: int, seed: int = 0, wrap: bool = False):
-    """Every three consecutive words of the full captions of ``n`` scenes of ``seed``; with ``wrap`` the
-    caption runs on into its own start, as a text that ends one caption and begins the next."""
-    for k in range(n):
-        words = full_caption(sample_scene(seed, k)).split()
-        ext = words + words[:2] if wrap else words
-        yield from zip(ext, ext[1:], ext[2:])
+def caption_word_pairs(n: int, seed: int = 0, captions=(full_caption,), wrap: bool = False):
+    """Every consecutive word pair of the ``captions``; with ``wrap`` also each caption's (last word, first word)."""
+    return caption_ngrams(2, n, seed, captions, wrap)
 
 
 def caption_trigrams(words: list[str], n: int = 4000, seed: int = 0, wrap: bool = False,
@@ -214,7 +211,7 @@ def caption_trigrams(words: list[str], n: int = 4000, seed: int = 0, wrap: bool 
     """
     index, a_ = {w: i for i, w in enumerate(words)}, len(words)
     counts = np.zeros((a_,) * 3)
-    for a, b, c in caption_word_triples(n, seed, wrap=wrap):
+    for a, b, c in caption_ngrams(3, n, seed, wrap=wrap):
         if a in index and b in index and c in index:
             counts[index[a], index[b], index[c]] += 1
     unigram = counts.sum((0, 1)) + smoothing
