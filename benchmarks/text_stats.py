@@ -8,8 +8,8 @@ are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored o
 ``--split dev`` scores dev scenes 2000-2999 (for choices), ``--split test`` the test seed 7 (to report).
 Also the share of emitted words that name a shape, colour, size or position, readability (the share
 of consecutive word pairs that occur in full or human-like captions, and of repeated-word pairs), distinct texts and
-mean length. ``--tokens K`` keeps each encoder's first K tokens; ``--fusion 0,0.2`` adds rows for the text
-searched with the caption language model (``head.lm_fusion``: what ``ask`` / ``chat`` / ``vqa-eval`` read). Writes ``text_stats.json`` and ``text_stats.md``.
+mean length. ``--tokens K`` keeps each encoder's first K tokens; ``--fusion 0,0.2`` adds rows for the reader's
+caption (``dediffusion.apps.reading``: what ``ask`` / ``chat`` / ``vqa-eval`` read). Writes ``text_stats.json`` and ``text_stats.md``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import torch
 
 
 def encoder_texts(ref: str, batch: list, tokens: int | None, fusion: float = 0.0) -> list[str]:
+    from dediffusion.apps.reading import reader_texts
     from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.pretrained import resolve
     from dediffusion.data.world.batches import images_tensor
@@ -30,10 +31,9 @@ def encoder_texts(ref: str, batch: list, tokens: int | None, fusion: float = 0.0
     model = load_dediffusion(resolve(ref, "encoder"))
     if tokens:
         model.set_inference(inference_tokens=tokens)
-    model.set_inference(lm_fusion=fusion)
     out = []
     for i in range(0, len(batch), 250):
-        out += model.texts(images_tensor(batch[i : i + 250], model.decoder.resolution))
+        out += reader_texts(model, images_tensor(batch[i : i + 250], model.decoder.resolution), fusion)
     return out
 
 
@@ -46,8 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("encoders", nargs="*")
     ap.add_argument("--split", choices=("dev", "test"), required=True)
     ap.add_argument("--tokens", type=int)
-    ap.add_argument("--fusion", default="0", help="comma-separated head.lm_fusion weights: one row per encoder and "
-                    "weight (0: the decoder's argmax text; e.g. 0.2: the text the LLM commands read)")
+    ap.add_argument("--fusion", default="0", help="comma-separated reader weights: one row per encoder and weight (0: the "
+                    "decoder's argmax text; e.g. 0.2: the caption the LLM commands read, apps/reading.py)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)

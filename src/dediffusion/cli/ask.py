@@ -161,8 +161,9 @@ def _context_flags(p) -> None:
 
 
 def fusion_flag(p) -> None:
-    p.add_argument("--fusion", type=float, metavar="W", help="weight of the caption language model in the text the "
-                   f"LLM reads (default {READER_FUSION} for embedded-world encoders, else 0; 0: the decoder's own text)")
+    p.add_argument("--fusion", type=float, metavar="W", help="weight of the caption language model in the caption "
+                   f"the LLM reads (default {READER_FUSION} for embedded-world encoders, else 0; 0: the decoder's own "
+                   "text)")
 
 
 def add_parsers(sub) -> None:

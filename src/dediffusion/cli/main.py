@@ -9,7 +9,7 @@ import pathlib
 import sys
 import warnings
 
-from dediffusion.apps.reading import reader_weight
+from dediffusion.apps.reading import ReaderModel
 from dediffusion.bulk.ranked import encode_command
 from dediffusion.bulk.stream import StreamSink, Summary, batches, encode_stream
 from dediffusion.cli import ask, attribution, evaluation, serving
@@ -36,9 +36,9 @@ def cmd_encode(a) -> int:
     if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("several processes need --out (each writes a part file; rank 0 merges them)")
     model = load_model(a.model, a.decoder, a.tokens, a.backbone)
-    if a.fusion:  # the text for readers (apps/reading.py), not the one the decoder reads
-        model.set_inference(lm_fusion=reader_weight(model, a.fusion))
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
+    if a.fusion:  # the text for readers (apps/reading.py), not the one the decoder reads
+        model = ReaderModel(model, a.fusion)
     if a.out:  # one process, or one of torchrun's (bulk/ranked.py)
         summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=report_bad,
                                  report=lambda line: print(line, file=sys.stderr))
@@ -166,9 +166,9 @@ def _image_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     encoder_flags(p)
-    p.add_argument("--fusion", type=float, default=0.0, metavar="W", help="search the text together with a caption "
-                   "language model at weight W: the text `ask` gives the LLM (0.2), readable but worse for the "
-                   "decoder (default 0: the decoder's text; embedded-world encoders only)")
+    p.add_argument("--fusion", type=float, default=0.0, metavar="W", help="write the caption `ask` gives the LLM "
+                   "(0.2): the logits searched with a caption language model at weight W, as a caption of the "
+                   "objects they name (default 0: the decoder's text; embedded-world encoders only)")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")

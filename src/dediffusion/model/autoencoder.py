@@ -18,7 +18,7 @@ from torch import nn
 
 from dediffusion.checkpoint import load_state, load_tensors, read_json, safe_child, save_tensors, write_json
 from dediffusion.config import from_dict, to_dict
-from dediffusion.data.world.scenes import caption_bigrams, caption_trigrams, vocabulary_words
+from dediffusion.data.world.scenes import caption_bigrams, caption_starts, caption_trigrams, vocabulary_words
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
@@ -52,6 +52,7 @@ class DeDiffusion(nn.Module):
         # log P(next | previous) over the head's words (A, A) when bigram_weight > 0: built on first use
         self.register_buffer("text_prior", None, persistent=False)
         self.register_buffer("caption_lm", None, persistent=False)  # (A, A, A) for head.lm_fusion: built on first use
+        self.register_buffer("caption_start", None, persistent=False)  # (A, A): how captions open
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -114,8 +115,9 @@ class DeDiffusion(nn.Module):
         if not self.cfg.head.lm_fusion:
             return self.head.hard_ids(logits)[:, :k]
         if self.caption_lm is None:
-            self.caption_lm = caption_prior(self, order=3).to(logits.device)
-        words = fuse_with_lm(logits[:, :k].float().log_softmax(-1), self.caption_lm, self.cfg.head.lm_fusion)
+            self.caption_lm, self.caption_start = (x.to(logits.device) for x in caption_language_model(self))
+        words = fuse_with_lm(logits[:, :k].float().log_softmax(-1), self.caption_lm, self.cfg.head.lm_fusion,
+                             self.caption_start)
         return self.head.allowed_ids[words]
 
     @torch.no_grad()
@@ -173,6 +175,11 @@ def caption_prior(model: DeDiffusion, order: int = 2) -> torch.Tensor:
     if order == 3:
         return torch.from_numpy(caption_trigrams(words, wrap=True)).float()
     return torch.from_numpy(caption_bigrams(words, wrap=model.cfg.head.bigram_wrap)).float()
+
+
+def caption_language_model(model: DeDiffusion) -> tuple[torch.Tensor, torch.Tensor]:
+    """The language model of ``head.lm_fusion``: (trigram (A, A, A), start (A, A)) over the head's words."""
+    return caption_prior(model, order=3), torch.from_numpy(caption_starts(head_words(model))).float()
 
 
 def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -> DeDiffusion:

@@ -104,10 +104,12 @@ def bigram_nll(weights: torch.Tensor, log_bigram: torch.Tensor) -> torch.Tensor:
     return -pairs.mean()
 
 
-def fuse_with_lm(log_probs: torch.Tensor, log_trigram: torch.Tensor, weight: float) -> torch.Tensor:
+def fuse_with_lm(log_probs: torch.Tensor, log_trigram: torch.Tensor, weight: float,
+                 log_start: torch.Tensor | None = None) -> torch.Tensor:
     """The word sequence (B, N) of indices into the A words that maximises
-    ``sum_t log_probs[t, w_t] + weight * sum_{t>=2} log_trigram[w_{t-2}, w_{t-1}, w_t]``, exactly (Viterbi
-    over the (previous, current) word pairs: N x A^3 per text).
+    ``sum_t log_probs[t, w_t] + weight * (log_start[w_0, w_1] + sum_{t>=2} log_trigram[w_{t-2}, w_{t-1}, w_t])``,
+    exactly (Viterbi over the (previous, current) word pairs: N x A^3 per text); without ``log_start``
+    (A, A) the first two words are free.
 
     ``log_probs`` (B, N, A): the encoder's per-position log-probabilities; ``log_trigram`` (A, A, A): log
     P(k | i, j) of a language model. ``weight`` 0 is the per-position argmax; larger weights trade the
@@ -119,6 +121,8 @@ def fuse_with_lm(log_probs: torch.Tensor, log_trigram: torch.Tensor, weight: flo
     if n < 3 or weight == 0:
         return lp.argmax(-1)
     score = lp[:, 0, :, None] + lp[:, 1, None, :]  # (B, A_prev, A_cur) after two words
+    if log_start is not None:
+        score = score + weight * log_start.float()[None]
     back = []
     for t in range(2, n):
         best, arg = (score[:, :, :, None] + lm[None]).max(1)  # over the word before the previous one

@@ -221,6 +221,18 @@ def caption_trigrams(words: list[str], n: int = 4000, seed: int = 0, wrap: bool 
     return np.log((counts + strength * bigram[None]) / (counts.sum(-1, keepdims=True) + strength))
 
 
+def caption_starts(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1) -> np.ndarray:
+    """log P(a caption opens with words i, j) (A, A) from the full captions of ``n`` training scenes
+    (add-``smoothing`` counts): the start of the language model of ``head.lm_fusion``."""
+    index = {w: i for i, w in enumerate(words)}
+    counts = np.full((len(words),) * 2, smoothing)
+    for k in range(n):
+        first = full_caption(sample_scene(seed, k)).split()[:2]
+        if all(w in index for w in first):
+            counts[index[first[0]], index[first[1]]] += 1
+    return np.log(counts / counts.sum())
+
+
 def caption_bigrams(words: list[str], n: int = 4000, seed: int = 0, smoothing: float = 0.1,
                     wrap: bool = False) -> np.ndarray:
     """log P(next word | word) (len(words), len(words)) from the full captions of ``n`` training scenes.

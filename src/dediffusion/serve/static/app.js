@@ -99,7 +99,7 @@ async function ask(event) {
   $("answer").textContent = "";
   status("asking the language model (the first question loads it) ...", true);
   try {
-    const form = new FormData();  // the image, so the LLM reads what `dediffusion ask` gives it (the fused text)
+    const form = new FormData();  // the image, so the LLM reads what `dediffusion ask` gives it (the reader's caption)
     form.append("files", state.blob, state.name);
     form.append("question", question);
     const reply = await api("/ask", { method: "POST", body: form });

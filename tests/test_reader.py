@@ -1,0 +1,85 @@
+"""The caption reader (``apps/reading.py``): the caption grammar reads full captions back exactly, word salad
+becomes captions of the objects it names, and the decoder's choice of how many is analysis by synthesis."""
+import itertools
+
+import pytest
+import torch
+
+from dediffusion.apps.reading import Mention, candidate_captions, caption, decoder_choice, mentions, reader_texts
+from dediffusion.data.world.batches import images_tensor, scenes
+from dediffusion.data.world.scenes import Scene, full_caption, human_caption
+from dediffusion.model.text_head import fuse_with_lm
+
+
+def test_the_grammar_reads_every_full_caption_back_exactly_and_human_captions_too():
+    for scene in scenes(3, 0, 200):
+        objects, background = mentions(full_caption(scene).split())
+        assert caption(objects, background) == full_caption(scene)
+        named = [(o.colour, o.shape) for o in scene.objects]
+        merged = caption(*mentions(human_caption(scene).split()))
+        assert (merged == human_caption(scene)) == (len(set(named)) == len(named))  # without places, twins merge
+
+
+def test_salad_becomes_captions_of_the_objects_it_names_each_once_in_order():
+    salad = ("right large red circle at the top right on a black background a large red circle background a "
+             "gray background green triangle with red circle at the bottom left")
+    objects, background = mentions(salad.split())
+    assert objects == [Mention("red", "circle", "large", "top right"), Mention("green", "triangle"),
+                       Mention("red", "circle", None, "bottom left")]
+    assert background == "black"  # the first one named
+    assert candidate_captions(salad) == [
+        "a large red circle at the top right on a black background",
+        "a large red circle at the top right and a green triangle on a black background",
+        "a large red circle at the top right and a green triangle and a red circle at the bottom left on a black "
+        "background"]
+    assert candidate_captions("left left top with") == ["left left top with"]  # names nothing: kept as it is
+
+
+def _score(lp, lm, start, w, seq):
+    return (sum(lp[t, k] for t, k in enumerate(seq)) + w * start[seq[0], seq[1]]
+            + w * sum(lm[a, b, c] for a, b, c in zip(seq, seq[1:], seq[2:])))
+
+
+@pytest.mark.parametrize("weight", [0.5, 3.0])
+def test_the_search_with_a_start_prior_finds_what_brute_force_finds(weight):
+    gen = torch.Generator().manual_seed(int(weight * 10))
+    lp = torch.randn(3, 5, 4, generator=gen).log_softmax(-1)
+    lm = torch.randn(4, 4, 4, generator=gen).log_softmax(-1)
+    start = torch.randn(16, generator=gen).log_softmax(-1).view(4, 4)
+    got = fuse_with_lm(lp, lm, weight, start)
+    for b in range(3):
+        best = max(itertools.product(range(4), repeat=5), key=lambda s: _score(lp[b], lm, start, weight, s))
+        assert _score(lp[b], lm, start, weight, got[b].tolist()) == pytest.approx(
+            _score(lp[b], lm, start, weight, best))
+
+
+def test_the_decoder_picks_the_candidate_it_denoises_best_whatever_the_batch(tiny_dediffusion):
+    decoder = tiny_dediffusion.decoder
+    chunk = scenes(4, 0, 3)
+    images = images_tensor(chunk, decoder.resolution)
+    options = ["a red circle", "a blue square on a white background", full_caption(chunk[0])]
+    picked = decoder_choice(decoder, images, [options] * 3, draws=4)
+    gen = torch.Generator().manual_seed(0)
+    t, noise = torch.randint(200, 1000, (4,), generator=gen), torch.randn(decoder.latent_shape(4), generator=gen)
+    for image, got in zip(images, picked):
+        losses = [float(decoder.loss(image[None].expand(4, -1, -1, -1), decoder.text_states([o] * 4), t, noise).mean())
+                  for o in options]
+        assert got == options[losses.index(min(losses))]
+    assert decoder_choice(decoder, images[1:2], [options], draws=4) == picked[1:2]  # a text depends on its image only
+    assert decoder_choice(decoder, images[:1], [["only one"]]) == ["only one"]
+
+
+def test_the_shipped_decoder_prefers_the_caption_with_the_right_number_of_objects():
+    from dediffusion import load_dediffusion, shipped
+
+    model = load_dediffusion(shipped("encoder")).eval()
+    many = [s for s in scenes(5, 0, 60) if len(s.objects) > 1][:24]
+    first_only = [full_caption(Scene(s.background, s.objects[:1])) for s in many]
+    picked = decoder_choice(model.decoder, images_tensor(many, 16),
+                            [[f, full_caption(s)] for f, s in zip(first_only, many)])
+    assert sum(p == full_caption(s) for p, s in zip(picked, many)) >= 0.8 * len(many)
+    single = [s for s in scenes(5, 0, 200) if len(s.objects) == 1][:20]
+    texts = reader_texts(model, images_tensor(single, 16))
+    assert sum(" and " not in t for t in texts) >= 0.8 * len(single), texts  # one object named
+    assert all(t.startswith("a ") and t.endswith(" background") for t in texts), texts
+
