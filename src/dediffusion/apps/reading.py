@@ -14,7 +14,7 @@ so the decoder keeps the argmax text.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -78,42 +78,63 @@ def caption(objects: list[Mention], background: str | None) -> str:
     return f"{text} on a {background} background".strip() if background else text
 
 
-def candidate_captions(text: str) -> list[str]:
-    """Captions of the first k objects a fused text names, k = 1 .. all; the text itself if it names none."""
-    objects, background = mentions(text.split())
-    return [caption(objects[:k], background) for k in range(1, len(objects) + 1)] or [text]
+def captions_by_count(objects: list[Mention], background: str | None) -> list[str]:
+    """Captions of the first k ``objects`` on ``background``, k = 1 .. all."""
+    return [caption(objects[:k], background) for k in range(1, len(objects) + 1)]
 
 
 @torch.inference_mode()
-def decoder_choice(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
-                   seed: int = 0) -> list[str]:
-    """For each image, the candidate text under which the frozen decoder denoises it best: mean loss over
-    ``draws`` (t, noise) pairs, t in [200, 999], the same for every image and candidate (analysis by synthesis)."""
+def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
+                 seed: int = 0) -> list[int]:
+    """For each image, the index of the candidate text under which the frozen decoder denoises it best: mean
+    loss over ``draws`` (t, noise) pairs, t in [200, 999], the same for every image and candidate (analysis by
+    synthesis)."""
     gen = torch.Generator().manual_seed(seed)
     t = torch.randint(200, 1000, (draws,), generator=gen)
     noise = torch.randn(decoder.latent_shape(draws), generator=gen)
-    side = decoder.resolution
+    side, dev = decoder.resolution, decoder.token_embedding.device
     if images.shape[-1] != side:
         images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
     out = []
     for image, texts in zip(images, candidates):
         if len(texts) == 1:
-            out.append(texts[0])
+            out.append(0)
             continue
         prompts = [c for c in texts for _ in range(draws)]
-        dev = decoder.token_embedding.device
         losses = decoder.loss(image[None].expand(len(prompts), -1, -1, -1).to(dev), decoder.text_states(prompts),
                               t.repeat(len(texts)).to(dev), noise.repeat(len(texts), 1, 1, 1).to(dev))
-        out.append(texts[int(losses.view(len(texts), draws).mean(1).argmin())])
+        out.append(int(losses.view(len(texts), draws).mean(1).argmin()))
     return out
 
 
+def decoder_choice(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
+                   seed: int = 0) -> list[str]:
+    """``decoder_pick``'s texts."""
+    return [c[i] for c, i in zip(candidates, decoder_pick(decoder, images, candidates, draws, seed))]
+
+
+def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:
+    """Captions of ``read`` ((objects, background) per image) after the decoder picks each object's shape in
+    turn among the world's shapes; an image whose text names no object keeps none."""
+    read = [(list(objects), background) for objects, background in read]
+    for i in range(max((len(o) for o, _ in read), default=0)):
+        todo = [j for j, (o, _) in enumerate(read) if len(o) > i]
+        options = [[replace(read[j][0][i], shape=shape) for shape in SHAPES] for j in todo]
+        texts = [[caption(read[j][0][:i] + [m] + read[j][0][i + 1:], read[j][1]) for m in ms]
+                 for j, ms in zip(todo, options)]
+        for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts)):
+            read[j][0][i] = ms[k]
+    return [caption(o, b) for o, b in read]
+
+
 @torch.inference_mode()
-def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True) -> list[str]:
+def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
+                 shapes: bool = True) -> list[str]:
     """Texts of ``images`` (B,3,H,W) in [0, 1] for a reader (``fusion`` 0: the decoder's argmax text).
 
     With fusion: the logits searched with the caption LM at ``reader_weight``, read as captions of the
-    first k objects they name, k chosen by the decoder (``choose``; else all of them).
+    first k objects they name, k chosen by the decoder (``choose``; else all of them), then each object's
+    shape checked by the decoder (``shapes``). A text that names no object is kept as it is.
     """
     weight, before = reader_weight(model, fusion), model.cfg.head.lm_fusion
     model.set_inference(lm_fusion=weight)
@@ -123,10 +144,14 @@ def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choos
         model.set_inference(lm_fusion=before)
     if not weight:
         return fused
-    candidates = [candidate_captions(t) for t in fused]
-    if not choose:
-        return [c[-1] for c in candidates]
-    return decoder_choice(model.decoder, images, candidates)
+    read = [mentions(t.split()) for t in fused]
+    ks = [len(o) for o, _ in read]
+    if choose:
+        options = [captions_by_count(o, b) or [""] for o, b in read]
+        ks = [i + 1 for i in decoder_pick(model.decoder, images, options)]
+    read = [(o[:k], b) for (o, b), k in zip(read, ks)]
+    texts = check_shapes(model.decoder, images, read) if shapes else [caption(o, b) for o, b in read]
+    return [t if o else f for t, (o, _), f in zip(texts, read, fused)]
 
 
 class ReaderModel:
