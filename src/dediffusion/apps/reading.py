@@ -1,16 +1,17 @@
-"""The text an LLM (or a person) reads: a caption written from the encoder's logits, its length chosen by the decoder.
+"""The text an LLM (or a person) reads: a caption written from the encoder's logits and checked by the decoder.
 
 The decoder reads the per-position argmax text, which is word salad to a small LLM. The reader (1) searches
 the logits together with a trigram model of the embedded world's captions (``head.lm_fusion``,
 ``model.text_head.fuse_with_lm``, starting as captions start), (2) reads the words it finds with the
 world's caption grammar (``mentions``: colour + shape, with size and cell where given, and the first
-background), (3) writes the full caption of the first k objects for every k and (4) keeps the one under
-which the frozen decoder denoises the image best (``decoder_choice``: analysis by synthesis).
+background), (3) writes the full caption of the first k objects for every k, (4) keeps the one under
+which the frozen decoder denoises the image best (``decoder_pick``: analysis by synthesis) and (5) lets
+the decoder pick each object's shape the same way (``check_shapes``: the encoder never writes "square").
 
 Chosen on dev (``benchmarks/dev_reader/RULE.md``; SmolLM2-135M, 200 questions, 50 episodes): 0-shot VQA,
 3-shot VQA, 5-way 1-shot classification 0.485 / 0.455 / 0.340 with the fused text (1) alone -> 0.565 /
-0.485 / 0.600. The fused text costs the decoder 19-70% in loss (``benchmarks/dev_fusion/lm_fusion.md``),
-so the decoder keeps the argmax text.
+0.485 / 0.600 with (2)-(4) -> 0.550 / 0.500 / 0.900 with (5). The fused text costs the decoder 19-70% in
+loss (``benchmarks/dev_fusion/lm_fusion.md``), so the decoder keeps the argmax text.
 """
 from __future__ import annotations
 
