@@ -34,6 +34,8 @@ def test_salad_becomes_captions_of_the_objects_it_names_each_once_in_order():
         "a large red circle at the top right and a green triangle and a red circle at the bottom left on a black "
         "background"]
     assert mentions("left left top with".split()) == ([], None)
+    later = mentions("a blue square and a large blue square at the bottom right on a gray background".split())
+    assert later == ([Mention("blue", "square", "large", "bottom right")], "gray")  # the later mention fills in
 
 
 def _score(lp, lm, start, w, seq):

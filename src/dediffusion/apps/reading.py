@@ -56,6 +56,20 @@ class Mention:
         return " ".join(w for w in words if w)
 
 
+def merged(objects: list[Mention]) -> list[Mention]:
+    """``objects`` with repeats of one object merged, in order: same colour and shape, and either lacks a
+    cell or the cells agree; the merged one keeps any size and cell either gives."""
+    out: list[Mention] = []
+    for m in objects:
+        j = next((j for j, o in enumerate(out) if (o.colour, o.shape) == (m.colour, m.shape)
+                  and (o.cell is None or m.cell is None or o.cell == m.cell)), None)
+        if j is None:
+            out.append(m)
+        else:
+            out[j] = replace(out[j], size=out[j].size or m.size, cell=out[j].cell or m.cell)
+    return out
+
+
 def mentions(words: list[str]) -> tuple[list[Mention], str | None]:
     """The objects a fused text names (with the world's caption grammar; repeats of one object merged),
     in order, and its first background colour."""
@@ -67,10 +81,8 @@ def mentions(words: list[str]) -> tuple[list[Mention], str | None]:
         elif w in COLOURS and after in SHAPES:
             size = words[i - 1] if i and words[i - 1] in SIZES else None
             where = " ".join(words[i + 4:i + 6]) if words[i + 2:i + 4] == ["at", "the"] else None
-            m = Mention(w, after, size, where if where in CELLS else None)
-            if not any((o.colour, o.shape) == (m.colour, m.shape) and m.cell in (None, o.cell) for o in found):
-                found.append(m)
-    return found, background
+            found.append(Mention(w, after, size, where if where in CELLS else None))
+    return merged(found), background
 
 
 def caption(objects: list[Mention], background: str | None) -> str:
@@ -116,7 +128,8 @@ def decoder_choice(decoder, images: torch.Tensor, candidates: list[list[str]], d
 
 def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:
     """Captions of ``read`` ((objects, background) per image) after the decoder picks each object's shape in
-    turn among the world's shapes; an image whose text names no object keeps none."""
+    turn among the world's shapes (objects that then repeat are merged); an image whose text names no object
+    keeps none."""
     read = [(list(objects), background) for objects, background in read]
     for i in range(max((len(o) for o, _ in read), default=0)):
         todo = [j for j, (o, _) in enumerate(read) if len(o) > i]
@@ -125,7 +138,7 @@ def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], 
                  for j, ms in zip(todo, options)]
         for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts)):
             read[j][0][i] = ms[k]
-    return [caption(o, b) for o, b in read]
+    return [caption(merged(o), b) for o, b in read]
 
 
 @torch.inference_mode()
