@@ -1,6 +1,7 @@
 """Caption-LM fusion at inference (``head.lm_fusion``): the search is exact, weight 0 is the argmax, and the
 model's texts follow the weight."""
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -63,7 +64,8 @@ def test_refining_a_fused_text_is_refused_with_the_setting_to_change(tiny_model_
         encoder_logits(model, torch.rand(2, 3, 8, 8))
 
 
-def test_encode_fusion_writes_the_reader_text_and_refuses_a_negative_weight(tiny_model_dir, image_files, capsys):
+def test_encode_fusion_writes_the_reader_text_and_refuses_a_negative_weight(tiny_model_dir, image_files, capsys,
+                                                                          tmp_path):
     from dediffusion.apps.reading import reader_texts
     from dediffusion.cli.main import main
     from dediffusion.data.images import load_image
@@ -78,4 +80,7 @@ def test_encode_fusion_writes_the_reader_text_and_refuses_a_negative_weight(tiny
     assert fused == reader_texts(model, image, 5.0)[0] != plain
     assert plain == model.texts(image)[0]
     assert main(["encode", str(good[0]), "--model", str(tiny_model_dir), "--fusion", "-1"]) != 0
+    out = tmp_path / "texts.jsonl"  # the bulk path (bulk/ranked.py) writes the same reader text
+    assert main(["encode", str(good[0]), "--model", str(tiny_model_dir), "--fusion", "5", "--out", str(out)]) == 0
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == [fused]
     assert "--fusion -1" in capsys.readouterr().err
