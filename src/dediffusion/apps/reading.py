@@ -120,12 +120,6 @@ def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], dra
     return out
 
 
-def decoder_choice(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
-                   seed: int = 0) -> list[str]:
-    """``decoder_pick``'s texts."""
-    return [c[i] for c, i in zip(candidates, decoder_pick(decoder, images, candidates, draws, seed))]
-
-
 def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:
     """Captions of ``read`` ((objects, background) per image) after the decoder picks each object's shape in
     turn among the world's shapes (objects that then repeat are merged); an image whose text names no object
