@@ -9,8 +9,9 @@
 #
 # and phase 2's raw (non-EMA) parameters at step 10,500 are committed in fp16 as
 # benchmarks/checkpoints/decoder_b_phase2 (the shipped phase 3 also read an fp16 copy). This script runs the
-# rest: phase 3 (3,572 steps at batch 256; 260 s on one H200, about 2 h on one CPU thread), its export,
-# phase 4 (1,500 steps at batch 32 on noised captions, one CPU thread), the export and the gate.
+# rest: phase 3 (3,572 steps at batch 256; 260 s on one H200, 70 min on two threads of the AMD EPYC), its
+# export, phase 4 (1,500 steps at batch 32 on noised captions, one CPU thread, 7 min), the export and the
+# gate (0.950). The result is committed as benchmarks/checkpoints/decoder_b (RESULTS section 1).
 #
 #   OUT=/tmp/decb bash scripts/decoder_b.sh                         # on a GPU (needs ~6 CPU cores)
 #   OUT=/tmp/decb DEVICE=cpu WORKERS=0 THREADS=2 bash scripts/decoder_b.sh   # on the 2-core CPU
