@@ -61,7 +61,8 @@ def main() -> None:
     for key in ("split", "seed", "n", "steps") + (() if a.any_guidance else ("guidance",)):
         if rn[key] != ro[key]:
             raise SystemExit(f"reports differ in {key}: {rn[key]} vs {ro[key]}")
-    if not torch.equal(fn["probe/real"], fo["probe/real"]):
+    # the same scenes give the same probe features up to float rounding (another thread count moves the last bits)
+    if not torch.allclose(fn["probe/real"].float(), fo["probe/real"].float(), atol=0.02, rtol=0.0):
         raise SystemExit("reports were made on different real scenes")
     guidance = (common,) if a.any_guidance else tuple(rn["sweep"]["guidance"])
     cfg = _Cfg(pairs=(("new", "old"),), guidance=guidance, features=("probe",), n=rn["n"])
