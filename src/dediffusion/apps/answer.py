@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dediffusion.apps.llm_prompts import Example, answer_messages, extract_answer, few_shot_messages, vqa_prompt
+from dediffusion.apps.llm_prompts import Example, answer_messages, extract_answer, vqa_prompt
 
-FEW_SHOT = "completion"  # "chat": few-shot questions as chat turns (benchmarks/dev_fewshot/RULE.md, part A)
 MAX_TOKENS = 24  # 0-shot replies are sentences ("The blue square is located at the top left ...")
 
 Query = tuple[str, str, Sequence[Example]]  # (context, question, few-shot examples)
@@ -43,10 +42,8 @@ def shown_prompt(llm, query: Query) -> str:
 
 def replies(llm, queries: list[Query], max_tokens: int = MAX_TOKENS, batch_size: int = 8) -> list[str]:
     """The LLM's raw replies, in order; 0-shot queries go through chat, few-shot ones through completion."""
-    as_chat = FEW_SHOT == "chat"
-    chats = {i: few_shot_messages(c, q, list(shots)) if shots else answer_messages(c, q)
-             for i, (c, q, shots) in enumerate(queries) if as_chat or not shots}
-    prompts = {i: vqa_prompt(c, q, list(shots)) for i, (c, q, shots) in enumerate(queries) if shots and not as_chat}
+    chats = {i: answer_messages(c, q) for i, (c, q, shots) in enumerate(queries) if not shots}
+    prompts = {i: vqa_prompt(c, q, list(shots)) for i, (c, q, shots) in enumerate(queries) if shots}
     out = dict(zip(chats, _chat(llm, list(chats.values()), max_tokens, batch_size)))
     out.update(zip(prompts, completions(llm, list(prompts.values()), max_tokens, batch_size)))
     return [out[i] for i in range(len(queries))]

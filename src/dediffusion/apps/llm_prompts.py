@@ -39,7 +39,6 @@ CLASSIFY_INSTRUCTION = "Name the class of the image given the context."
 CONTEXT_NOTE = ("You answer questions about an image from its context, a terse, possibly noisy list of words "
                 "describing it (De-Diffusion text).")
 ANSWER_SYSTEM = CONTEXT_NOTE + " Reply with only the answer: one to three words, not a sentence.\nContext: {context}"
-FEW_SHOT_SYSTEM = CONTEXT_NOTE + " Reply with only the answer: one to three words, not a sentence."
 CHAT_SYSTEM = ("You are talking with a user about an image you cannot see. " + CONTEXT_NOTE +
                " Answer in one short sentence, in your own words; do not repeat the context. "
                "Say so when the context does not tell.\nContext: {context}")
@@ -105,20 +104,6 @@ def answer_messages(context: str, question: str) -> list[dict]:
         raise ValueError("empty question")
     return [{"role": "system", "content": ANSWER_SYSTEM.format(context=context.strip() or "(empty)")},
             {"role": "user", "content": question.strip()}]
-
-
-def few_shot_messages(context: str, question: str, shots: list[Example]) -> list[dict]:
-    """Few-shot VQA as chat turns: a system note, then per example a user turn with its context and question
-    and an assistant turn with its answer, then the query's user turn (each turn carries its own context)."""
-    if not question.strip():
-        raise ValueError("empty question")
-
-    def ask(ctx: str, q: str) -> dict:
-        return {"role": "user", "content": f"Context: {ctx.strip() or '(empty)'}\nQuestion: {q.strip()}"}
-    messages = [{"role": "system", "content": FEW_SHOT_SYSTEM}]
-    for s in shots:
-        messages += [ask(s.context, s.question), {"role": "assistant", "content": s.answer.strip()}]
-    return messages + [ask(context, question)]
 
 
 def chat_messages(context: str, turns: list[tuple[str, str]], question: str) -> list[dict]:

@@ -24,8 +24,6 @@ from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, S
 from dediffusion.model.autoencoder import words_outside_captions
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
-PICK_DRAWS, PICK_T = 8, (200, 1000)  # (t, noise) draws and t range for the decoder's choice of k
-SHAPE_DRAWS, SHAPE_T = 8, (200, 1000)  # ... and for its shape check (benchmarks/dev_fewshot/RULE.md, part B)
 
 
 def fusion_fits(model) -> bool:
@@ -99,13 +97,13 @@ def captions_by_count(objects: list[Mention], background: str | None) -> list[st
 
 
 @torch.inference_mode()
-def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = PICK_DRAWS,
-                 seed: int = 0, t_range: tuple[int, int] = PICK_T) -> list[int]:
+def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
+                 seed: int = 0) -> list[int]:
     """For each image, the index of the candidate text under which the frozen decoder denoises it best: mean
-    loss over ``draws`` (t, noise) pairs, t in ``t_range`` (end excluded), the same for every image and
-    candidate (analysis by synthesis)."""
+    loss over ``draws`` (t, noise) pairs, t in [200, 999], the same for every image and candidate (analysis by
+    synthesis)."""
     gen = torch.Generator().manual_seed(seed)
-    t = torch.randint(*t_range, (draws,), generator=gen)
+    t = torch.randint(200, 1000, (draws,), generator=gen)
     noise = torch.randn(decoder.latent_shape(draws), generator=gen)
     side, dev = decoder.resolution, decoder.token_embedding.device
     if images.shape[-1] != side:
@@ -122,19 +120,17 @@ def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], dra
     return out
 
 
-def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]],
-                 draws: int | None = None, t_range: tuple[int, int] | None = None) -> list[str]:
+def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:
     """Captions of ``read`` ((objects, background) per image) after the decoder picks each object's shape in
     turn among the world's shapes (objects that then repeat are merged); an image whose text names no object
-    keeps none. ``draws`` and ``t_range`` default to SHAPE_DRAWS and SHAPE_T."""
-    draws, t_range = draws or SHAPE_DRAWS, t_range or SHAPE_T
+    keeps none."""
     read = [(list(objects), background) for objects, background in read]
     for i in range(max((len(o) for o, _ in read), default=0)):
         todo = [j for j, (o, _) in enumerate(read) if len(o) > i]
         options = [[replace(read[j][0][i], shape=shape) for shape in SHAPES] for j in todo]
         texts = [[caption(read[j][0][:i] + [m] + read[j][0][i + 1:], read[j][1]) for m in ms]
                  for j, ms in zip(todo, options)]
-        for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts, draws, t_range=t_range)):
+        for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts)):
             read[j][0][i] = ms[k]
     return [caption(merged(o), b) for o, b in read]
 
