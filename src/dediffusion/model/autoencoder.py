@@ -76,22 +76,40 @@ class DeDiffusion(nn.Module):
         return self.head.embed(self.forward_weights(logits, tau, generator), self.decoder.token_embedding)
 
     def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
+        """Per-image denoising loss (B,) given the text's token vectors (B,N,D) and TailDrop ``lengths``."""
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
-        return self.decoder.loss(images, cond, t, noise).mean()
+        return self.decoder.loss(images, cond, t, noise)
 
-    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None):
+    def tail_hinge(self, images, tokens, t, noise, per_image, lengths, prefixes) -> torch.Tensor:
+        """Mean over the batch of max(0, loss of the full text - loss of its first ``prefixes[i]`` tokens), the
+        prefix's loss a fixed reference (no gradient), over the images whose text was not cut (TailDrop)."""
+        full = torch.ones_like(per_image, dtype=torch.bool) if lengths is None else lengths == tokens.shape[1]
+        if not full.any():
+            return per_image.sum() * 0
+        with torch.no_grad():
+            ref = self.forward_loss(images[full], tokens[full], t[full], noise[full], prefixes[full])
+        return torch.relu(per_image[full] - ref).sum() / len(per_image)
+
+    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None,
+                hinge_lengths=None, hinge_weight: float = 0.0):
         """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
 
         ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
         ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
+        ``hinge_lengths`` (B,), ``hinge_weight``: the tail hinge (``EncoderTrainConfig.tail_hinge``).
         """
         logits = self.forward_encoder(images, features)
         weights = self.forward_weights(logits, tau, generator)
-        denoise = self.forward_loss(images, self.head.embed(weights, self.decoder.token_embedding), t, noise, lengths)
+        tokens = self.head.embed(weights, self.decoder.token_embedding)
+        per_image = self.forward_loss(images, tokens, t, noise, lengths)
+        denoise = per_image.mean()
         repeat = collision_rate(logits).mean()  # (), logged
         sameness = batch_sameness(logits)  # ()
         loss = denoise + self.cfg.head.diversity_weight * sameness
         extra = {}
+        if hinge_weight and hinge_lengths is not None:
+            extra["hinge"] = self.tail_hinge(images, tokens, t, noise, per_image, lengths, hinge_lengths)
+            loss = loss + hinge_weight * extra["hinge"]
         if self.cfg.head.bigram_weight:
             if self.text_prior is None:
                 self.text_prior = caption_prior(self).to(weights.device)
