@@ -1,0 +1,50 @@
+"""Stage 13 against its control (RULE.md): dev accuracy / FD / KID per run and budget, the rule's three
+conditions, and the content-error counts.  python benchmarks/dev_tailhinge/summary.py [--out summary.json]"""
+import argparse
+import json
+import pathlib
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+ARMS = {"hinge": HERE / "s{s}", "control": HERE.parent / "dev_lowt" / "t200_s{s}"}
+K = (16, 24, 32)
+
+
+def cell(folder: pathlib.Path) -> dict:
+    d = json.loads((folder / "report.json").read_text())
+    return {"raw": d["accuracy"]["dediffusion"], "strict": d["accuracy_strict"]["dediffusion"],
+            "fd": d["frechet_distance"]["probe"]["dediffusion"], "kid": d["kid"]["probe"]["dediffusion"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    cells = {arm: {s: {k: cell(pathlib.Path(str(p).format(s=s)) / f"K{k}") for k in K} for s in range(3)}
+             for arm, p in ARMS.items()}
+    steps = {arm: sum(c[s][b]["fd"] < c[s][a]["fd"] for s in range(3) for a, b in ((16, 24), (24, 32)))
+             for arm, c in cells.items()}
+    mean = {arm: {k: {m: float(np.mean([c[s][k][m] for s in range(3)])) for m in ("raw", "strict", "fd", "kid")}
+                  for k in K} for arm, c in cells.items()}
+    h, c = mean["hinge"], mean["control"]
+    rule = {"1_fd_improving_steps": [steps["hinge"], steps["control"], steps["hinge"] >= 4],
+            "2_at_32_raw_and_fd": [h[32]["raw"] - c[32]["raw"], h[32]["fd"] - c[32]["fd"],
+                                   h[32]["raw"] >= c[32]["raw"] - 0.005 and h[32]["fd"] < c[32]["fd"]],
+            "3_at_16_raw": [h[16]["raw"] - c[16]["raw"], h[16]["raw"] >= c[16]["raw"] - 0.01]}
+    errors = {f"{arm}_s{s}": json.loads((HERE / f"content_errors_{arm}_s{s}.json").read_text())
+              for arm in ARMS for s in range(3) if (HERE / f"content_errors_{arm}_s{s}.json").is_file()}
+    out = {"cells": cells, "mean": mean, "rule": rule, "adopted": all(v[-1] for v in rule.values()),
+           "content_errors": errors}
+    for arm in ARMS:
+        for s in range(3):
+            print(arm, s, " | ".join(f"K{k} {v['raw']:.3f}/{v['strict']:.3f}/{v['fd']:.0f}/{v['kid']:+.4f}"
+                                     for k, v in cells[arm][s].items()))
+        print(arm, "mean", " | ".join(f"K{k} {v['raw']:.3f}/{v['strict']:.3f}/{v['fd']:.0f}" for k, v in mean[arm].items()))
+    print("rule", rule, "adopted", out["adopted"])
+    if a.out:
+        pathlib.Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
