@@ -71,6 +71,7 @@ def test_tail_hinge_is_the_excess_of_full_texts_over_their_prefix_and_leaves_the
     images = images_tensor(scenes(0, 0, 6), 8)
     n = cfg.model.encoder.num_tokens
     vecs = model.decoder.token_embedding[torch.randint(0, 50, (6, n), generator=torch.Generator().manual_seed(1))]
+    vecs[:, 3:] *= 8  # outsized tail vectors: full texts that denoise worse than their prefixes
     t, noise = torch.randint(200, 1000, (6,)), torch.randn(6, 3, 8, 8)
     lengths, prefixes = torch.tensor([n, n, 2, n, 3, n]), torch.tensor([1, 2, 1, 3, 1, 2])
     per = model.forward_loss(images, vecs, t, noise, lengths)
@@ -78,6 +79,18 @@ def test_tail_hinge_is_the_excess_of_full_texts_over_their_prefix_and_leaves_the
     full = lengths == n  # cut texts take no part
     ref = model.forward_loss(images[full], vecs[full], t[full], noise[full], prefixes[full])
     torch.testing.assert_close(got, torch.relu(per[full] - ref).sum() / 6)
+    # its gradient reaches only the tokens after each image's prefix
+    leaf = vecs.clone().requires_grad_(True)
+    hinge = model.tail_hinge(images, leaf, t, noise, model.forward_loss(images, leaf, t, noise, lengths).detach(),
+                             lengths, prefixes)
+    assert hinge > 0, "the test needs an image whose full text denoises worse than its prefix"
+    hinge.backward()
+    per_pos = leaf.grad.abs().sum(-1)  # (6, N)
+    for i in range(6):
+        assert (per_pos[i, : prefixes[i]] == 0).all()
+        if not full[i]:
+            assert (per_pos[i] == 0).all()
+    assert (per_pos[:, 3:] > 0).any()
     # the hinge changes the objective, not the draws or the denoising loss logged beside it
     off = encoder_step(model, cfg, step=2)
     on = encoder_step(model, tiny_train_cfg(tail_drop=0.5, tail_hinge=2.0), step=2)

@@ -81,14 +81,22 @@ class DeDiffusion(nn.Module):
         return self.decoder.loss(images, cond, t, noise)
 
     def tail_hinge(self, images, tokens, t, noise, per_image, lengths, prefixes) -> torch.Tensor:
-        """Mean over the batch of max(0, loss of the full text - loss of its first ``prefixes[i]`` tokens), the
-        prefix's loss a fixed reference (no gradient), over the images whose text was not cut (TailDrop)."""
+        """Mean over the batch of max(0, loss of the full text - loss of its first ``prefixes[i]`` tokens), over
+        the images whose text TailDrop left whole. Its gradient reaches only the tokens after the prefix: the
+        prefix's loss is a fixed reference and the prefix's tokens enter the full text detached."""
         full = torch.ones_like(per_image, dtype=torch.bool) if lengths is None else lengths == tokens.shape[1]
-        if not full.any():
-            return per_image.sum() * 0
         with torch.no_grad():
-            ref = self.forward_loss(images[full], tokens[full], t[full], noise[full], prefixes[full])
-        return torch.relu(per_image[full] - ref).sum() / len(per_image)
+            ref = torch.full_like(per_image, float("inf"))
+            if full.any():
+                ref[full] = self.forward_loss(images[full], tokens[full], t[full], noise[full], prefixes[full])
+        active = per_image.detach() > ref  # (B,) the full text denoises worse than its prefix
+        if not active.any():
+            return per_image.sum() * 0
+        tok = tokens[active]
+        before = torch.arange(tok.shape[1], device=tok.device)[None, :, None] < prefixes[active][:, None, None]
+        tail_only = torch.where(before, tok.detach(), tok)
+        excess = self.forward_loss(images[active], tail_only, t[active], noise[active]) - ref[active]
+        return excess.sum() / len(per_image)
 
     def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None,
                 hinge_lengths=None, hinge_weight: float = 0.0):
