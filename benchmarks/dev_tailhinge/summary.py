@@ -1,5 +1,7 @@
 """Stage 13 against its control (RULE.md): dev accuracy / FD / KID per run and budget, the rule's three
-conditions, and the content-error counts.  python benchmarks/dev_tailhinge/summary.py [--out summary.json]"""
+conditions, and the content-error counts.
+    python benchmarks/dev_tailhinge/summary.py --stage 13 --out benchmarks/dev_tailhinge/summary_13.json
+(``--stage 13b``: reports ``b_s*``, content errors ``content_errors_hingeb_s*.json``)."""
 import argparse
 import json
 import pathlib
@@ -7,7 +9,7 @@ import pathlib
 import numpy as np
 
 HERE = pathlib.Path(__file__).parent
-ARMS = {"hinge": HERE / "s{s}", "control": HERE.parent / "dev_lowt" / "t200_s{s}"}
+CONTROL = HERE.parent / "dev_lowt" / "t200_s{s}"
 K = (16, 24, 32)
 
 
@@ -19,10 +21,13 @@ def cell(folder: pathlib.Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", choices=("13", "13b"), default="13")
     ap.add_argument("--out")
     a = ap.parse_args()
+    tag = "b" if a.stage == "13b" else ""
+    arms = {"hinge": HERE / f"{tag}{'_' if tag else ''}s{{s}}", "control": CONTROL}
     cells = {arm: {s: {k: cell(pathlib.Path(str(p).format(s=s)) / f"K{k}") for k in K} for s in range(3)}
-             for arm, p in ARMS.items()}
+             for arm, p in arms.items()}
     steps = {arm: sum(c[s][b]["fd"] < c[s][a]["fd"] for s in range(3) for a, b in ((16, 24), (24, 32)))
              for arm, c in cells.items()}
     mean = {arm: {k: {m: float(np.mean([c[s][k][m] for s in range(3)])) for m in ("raw", "strict", "fd", "kid")}
@@ -32,11 +37,12 @@ def main() -> None:
             "2_at_32_raw_and_fd": [h[32]["raw"] - c[32]["raw"], h[32]["fd"] - c[32]["fd"],
                                    h[32]["raw"] >= c[32]["raw"] - 0.005 and h[32]["fd"] < c[32]["fd"]],
             "3_at_16_raw": [h[16]["raw"] - c[16]["raw"], h[16]["raw"] >= c[16]["raw"] - 0.01]}
-    errors = {f"{arm}_s{s}": json.loads((HERE / f"content_errors_{arm}_s{s}.json").read_text())
-              for arm in ARMS for s in range(3) if (HERE / f"content_errors_{arm}_s{s}.json").is_file()}
+    files = {f"{arm}_s{s}": HERE / f"content_errors_{arm}{tag if arm == 'hinge' else ''}_s{s}.json"
+             for arm in arms for s in range(3)}
+    errors = {k: json.loads(f.read_text()) for k, f in files.items() if f.is_file()}
     out = {"cells": cells, "mean": mean, "rule": rule, "adopted": all(v[-1] for v in rule.values()),
            "content_errors": errors}
-    for arm in ARMS:
+    for arm in arms:
         for s in range(3):
             print(arm, s, " | ".join(f"K{k} {v['raw']:.3f}/{v['strict']:.3f}/{v['fd']:.0f}/{v['kid']:+.4f}"
                                      for k, v in cells[arm][s].items()))
