@@ -76,48 +76,22 @@ class DeDiffusion(nn.Module):
         return self.head.embed(self.forward_weights(logits, tau, generator), self.decoder.token_embedding)
 
     def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
-        """Per-image denoising loss (B,) given the text's token vectors (B,N,D) and TailDrop ``lengths``."""
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
-        return self.decoder.loss(images, cond, t, noise)
+        return self.decoder.loss(images, cond, t, noise).mean()
 
-    def tail_hinge(self, images, tokens, t, noise, per_image, lengths, prefixes) -> torch.Tensor:
-        """Mean over the batch of max(0, loss of the full text - loss of its first ``prefixes[i]`` tokens), over
-        the images whose text TailDrop left whole. Its gradient reaches only the tokens after the prefix: the
-        prefix's loss is a fixed reference and the prefix's tokens enter the full text detached."""
-        full = torch.ones_like(per_image, dtype=torch.bool) if lengths is None else lengths == tokens.shape[1]
-        with torch.no_grad():
-            ref = torch.full_like(per_image, float("inf"))
-            if full.any():
-                ref[full] = self.forward_loss(images[full], tokens[full], t[full], noise[full], prefixes[full])
-        active = per_image.detach() > ref  # (B,) the full text denoises worse than its prefix
-        if not active.any():
-            return per_image.sum() * 0
-        tok = tokens[active]
-        before = torch.arange(tok.shape[1], device=tok.device)[None, :, None] < prefixes[active][:, None, None]
-        tail_only = torch.where(before, tok.detach(), tok)
-        excess = self.forward_loss(images[active], tail_only, t[active], noise[active]) - ref[active]
-        return excess.sum() / len(per_image)
-
-    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None,
-                hinge_lengths=None, hinge_weight: float = 0.0):
+    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None):
         """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
 
         ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
         ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
-        ``hinge_lengths`` (B,), ``hinge_weight``: the tail hinge (``EncoderTrainConfig.tail_hinge``).
         """
         logits = self.forward_encoder(images, features)
         weights = self.forward_weights(logits, tau, generator)
-        tokens = self.head.embed(weights, self.decoder.token_embedding)
-        per_image = self.forward_loss(images, tokens, t, noise, lengths)
-        denoise = per_image.mean()
+        denoise = self.forward_loss(images, self.head.embed(weights, self.decoder.token_embedding), t, noise, lengths)
         repeat = collision_rate(logits).mean()  # (), logged
         sameness = batch_sameness(logits)  # ()
         loss = denoise + self.cfg.head.diversity_weight * sameness
         extra = {}
-        if hinge_weight and hinge_lengths is not None:
-            extra["hinge"] = self.tail_hinge(images, tokens, t, noise, per_image, lengths, hinge_lengths)
-            loss = loss + hinge_weight * extra["hinge"]
         if self.cfg.head.bigram_weight:
             if self.text_prior is None:
                 self.text_prior = caption_prior(self).to(weights.device)

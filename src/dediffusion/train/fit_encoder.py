@@ -76,7 +76,6 @@ class EncoderTrainConfig:
     device: str = "cpu"  # "cuda": under torchrun each process takes cuda:LOCAL_RANK
     tail_drop: float = 0.5  # TailDrop (ViLex): share of images whose text is cut to a random length (tail_min..N)
     tail_min: int = 1
-    tail_hinge: float = 0.0  # full-length texts that denoise worse than a random prefix of theirs count 1 + this
     init_from: str = ""  # an encoder folder (encoder.safetensors, same architecture) a fresh run starts from
     cache_features: str = ""  # folder of the frozen backbone's features, reused across epochs/runs (feature_cache.py)
     data: DataConfig = field(default_factory=DataConfig)  # image folders / shards (train/sources.py); none: the world
@@ -121,17 +120,6 @@ def tail_lengths(cfg: EncoderTrainConfig, size: int, gen: torch.Generator) -> to
     return torch.where(drop, cut, torch.full_like(cut, n))
 
 
-def hinge_prefixes(cfg: EncoderTrainConfig, size: int, step: int, part: int) -> torch.Tensor | None:
-    """Per image, the prefix length (uniform in [N/2, N-1]) that its full-length text must denoise no worse
-    than (``tail_hinge``; same t and noise); drawn from a generator of its own, so that turning the hinge on
-    changes no other draw. None when off."""
-    if cfg.tail_hinge <= 0:
-        return None
-    n = cfg.model.encoder.num_tokens
-    gen = step_generator(cfg.seed + 7_919, step, part)
-    return torch.randint(max(n // 2, 1), n, (size,), generator=gen)
-
-
 def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
                  n_parts: int = 1, forward=None, device="cpu", source=None, cache=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
@@ -148,9 +136,7 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
         images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
         lengths = tail_lengths(cfg, len(images), gen)
         feats = cache.features(source.keys(step, part, n_parts), images, model.encoder) if cache else None
-        hinge = hinge_prefixes(cfg, len(images), step, part)
-        loss, log = forward(images, tau, t, noise, generator=gen, lengths=lengths, features=feats,
-                            hinge_lengths=None if hinge is None else hinge.to(device), hinge_weight=cfg.tail_hinge)
+        loss, log = forward(images, tau, t, noise, generator=gen, lengths=lengths, features=feats)
         losses.append(loss)
         logs.append(log)
     if len(losses) == 1:
