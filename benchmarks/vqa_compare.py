@@ -25,7 +25,7 @@ def cells(path_source: str) -> tuple[dict, dict]:
         out["classification"] = run["classification"][source]["hits"]
     if not out:
         raise SystemExit(f"{path_source}: no per-question hits (rerun vqa-eval with this version)")
-    return out, {k: v for k, v in run["config"].items() if k not in ("sources", "fusion")}
+    return out, {k: v for k, v in run["config"].items() if k not in ("sources", "fusion", "shape_decoder")}
 
 
 def main(argv=None) -> int:

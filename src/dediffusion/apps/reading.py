@@ -135,14 +135,33 @@ def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], 
     return [caption(merged(o), b) for o, b in read]
 
 
+def load_shape_decoder(folder, fusion: float):
+    """The decoder that checks the reader's shapes (``--shape-decoder``): a built-in decoder folder that
+    knows the world's shape words; only meaningful when the reader writes captions (``fusion`` > 0)."""
+    from dediffusion.model.decoders import load_decoder
+
+    if not fusion:
+        raise ValueError("--shape-decoder checks the shapes of the reader's caption; it needs --fusion > 0")
+    decoder = load_decoder(folder)
+    if getattr(decoder, "kind", "") != "builtin":
+        raise ValueError(f"--shape-decoder {folder}: not a built-in decoder (a Stable Diffusion decoder cannot "
+                         "tell the embedded world's shapes at its resolution)")
+    unk = getattr(decoder.tokenizer, "unk_token_id", None)
+    if unk is not None and any(unk in ids for ids in decoder.tokenize(list(SHAPES))):
+        raise ValueError(f"--shape-decoder {folder}: its vocabulary lacks the world's shape words")
+    return decoder.eval()
+
+
 @torch.inference_mode()
 def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
-                 shapes: bool = True) -> list[str]:
+                 shapes: bool = True, shape_decoder=None) -> list[str]:
     """Texts of ``images`` (B,3,H,W) in [0, 1] for a reader (``fusion`` 0: the decoder's argmax text).
 
     With fusion: the logits searched with the caption LM at ``reader_weight``, read as captions of the
     first k objects they name, k chosen by the decoder (``choose``; else all of them), then each object's
-    shape checked by the decoder (``shapes``). A text that names no object is kept as it is.
+    shape checked by the decoder (``shapes``), or by ``shape_decoder`` where given (``load_shape_decoder``;
+    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``). A text that names no object is
+    kept as it is.
     """
     weight, before = reader_weight(model, fusion), model.cfg.head.lm_fusion
     model.set_inference(lm_fusion=weight)
@@ -158,7 +177,8 @@ def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choos
         options = [captions_by_count(o, b) or [""] for o, b in read]
         ks = [i + 1 for i in decoder_pick(model.decoder, images, options)]
     read = [(o[:k], b) for (o, b), k in zip(read, ks)]
-    texts = check_shapes(model.decoder, images, read) if shapes else [caption(o, b) for o, b in read]
+    checker = shape_decoder if shape_decoder is not None else model.decoder
+    texts = check_shapes(checker, images, read) if shapes else [caption(o, b) for o, b in read]
     return [t if o else f for t, (o, _), f in zip(texts, read, fused)]
 
 

@@ -43,6 +43,7 @@ class VQAEvalConfig:
     batch_size: int = 8
     train_seed: int = 0
     fusion: float = 0.0  # head.lm_fusion of the De-Diffusion contexts (apps/reading.py), recorded
+    shape_decoder: str = ""  # the decoder that checked the reader's shapes ("": the encoder's own), recorded
 
 
 TextsFn = Callable[[list[Scene]], list[str]]  # scenes -> De-Diffusion texts of their rendered images
