@@ -163,3 +163,15 @@ def test_vqa_eval_small_run_writes_json(tiny_model_dir, tmp_path, capsys):
     assert set(result["vqa"]["full_caption"]) == {"0", "1"}
     assert all(0.0 <= c["accuracy"] <= 1.0 for by in result["vqa"].values() for c in by.values())
     assert main(["vqa-eval", "--seed", "0", "--model", str(tiny_model_dir), "--llm-url", s.url]) == 2
+
+
+def test_vqa_eval_records_the_shape_decoder_and_refuses_it_without_the_readers_caption(tiny_model_dir, tiny_decoder_dir,
+                                                                                         tmp_path, capsys):
+    out = tmp_path / "vqa.json"
+    base = ["vqa-eval", "--n", "2", "--episodes", "0", "--shots", "0", "--sources", "full_caption",
+            "--model", str(tiny_model_dir), "--shape-decoder", str(tiny_decoder_dir)]
+    with OpenAIServer() as s:
+        assert main([*base, "--fusion", "0", "--llm-url", s.url]) == 2
+        assert "needs --fusion > 0" in capsys.readouterr().err
+        assert main([*base, "--fusion", "0.2", "--llm-url", s.url, "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["shape_decoder"] == str(tiny_decoder_dir)

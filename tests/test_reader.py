@@ -1,12 +1,14 @@
 """The caption reader (``apps/reading.py``): the caption grammar reads full captions back exactly, word salad
 becomes captions of the objects it names, and the decoder's choice of how many is analysis by synthesis."""
 import itertools
+import pathlib
+from dataclasses import replace
 
 import pytest
 import torch
 
 from dediffusion.apps.reading import (Mention, caption, captions_by_count, check_shapes, decoder_pick, mentions,
-                                      reader_texts)
+                                      merged, reader_texts)
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import Scene, full_caption, human_caption
 from dediffusion.model.text_head import fuse_with_lm
@@ -103,3 +105,41 @@ def test_the_shape_check_keeps_all_but_the_shapes_and_picks_what_the_decoder_den
     first = [caption([Mention("red", s, "large", "top left"), read[0][0][1]], "gray") for s in SHAPES]
     assert objects[0].shape == SHAPES[decoder_pick(decoder, images[:1], [first])[0]]  # the first pick, as the decoder makes it
     assert out[1] == "on a black background" and read[0][0][1].shape == "square"  # no objects: nothing to pick; input untouched
+
+
+class _TriangleLover:
+    """A stand-in decoder whose loss falls with every "triangle" in the prompt."""
+
+    def __init__(self, decoder):
+        self.resolution, self.token_embedding = decoder.resolution, decoder.token_embedding
+        self.latent_shape = decoder.latent_shape
+
+    def text_states(self, prompts):
+        return prompts
+
+    def loss(self, images, prompts, t, noise):
+        return torch.tensor([-float(p.split().count("triangle")) for p in prompts])
+
+
+def test_a_given_shape_decoder_checks_the_shapes_and_the_encoders_own_changes_nothing():
+    from dediffusion import load_dediffusion, shipped
+
+    model = load_dediffusion(shipped("encoder")).eval()
+    images = images_tensor(scenes(6, 0, 8), 16)
+    default = reader_texts(model, images)
+    assert reader_texts(model, images, shape_decoder=model.decoder) == default
+    lover = reader_texts(model, images, shape_decoder=_TriangleLover(model.decoder))
+    assert sum(" triangle" in t for t in lover) > sum(" triangle" in t for t in default)
+    for before, after in zip(default, lover):
+        objects, background = mentions(before.split())
+        triangles = merged([replace(o, shape="triangle") for o in objects])  # twins after the check merge
+        assert after == (caption(triangles, background) if objects else before)
+
+
+def test_the_shape_decoder_must_be_a_builtin_decoder_and_needs_the_readers_caption(tiny_decoder_dir):
+    from dediffusion.apps.reading import load_shape_decoder
+
+    with pytest.raises(ValueError, match="needs --fusion"):
+        load_shape_decoder(tiny_decoder_dir, 0.0)
+    decoder_b = pathlib.Path(__file__).parents[1] / "benchmarks" / "checkpoints" / "decoder_b"
+    assert load_shape_decoder(decoder_b, 0.2).kind == "builtin"
