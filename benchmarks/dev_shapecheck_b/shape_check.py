@@ -27,17 +27,6 @@ from dediffusion.model.autoencoder import load_model
 DECODER_B = "benchmarks/checkpoints/decoder_b"
 
 
-def read_once(model, images):
-    """(objects, background) per image after the reader's steps 1-4 (before the shape check)."""
-    model.set_inference(lm_fusion=R.reader_weight(model, None))
-    fused = model.texts(images)
-    model.set_inference(lm_fusion=0.0)
-    read = [R.mentions(t.split()) for t in fused]
-    options = [R.captions_by_count(o, b) or [""] for o, b in read]
-    ks = [i + 1 for i in R.decoder_pick(model.decoder, images, options)]
-    return [(o[:k], b) for (o, b), k in zip(read, ks)]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--start", type=int, default=200)
@@ -49,7 +38,7 @@ def main() -> None:
     model = load_model(a.model)
     scenes = _single_object_scenes(1, a.start + a.count)[a.start:]
     images = images_tensor(scenes, model.decoder.resolution)
-    read = read_once(model, images)
+    _, read = R.read_objects(model, images, R.reader_weight(model, None))  # the reader's steps 1-4
     out = {"scenes": f"single-object scenes {a.start}..{a.start + a.count - 1} of dev stream 1", "settings": {}}
     hits = {}
     for name, decoder in {"A": model.decoder, "B": R.load_shape_decoder(DECODER_B, R.READER_FUSION)}.items():

@@ -152,6 +152,28 @@ def load_shape_decoder(folder, fusion: float):
     return decoder.eval()
 
 
+def fused_texts(model, images: torch.Tensor, weight: float) -> list[str]:
+    """The encoder's texts of ``images`` searched with the caption LM at ``weight`` (0: the argmax text)."""
+    before = model.cfg.head.lm_fusion
+    model.set_inference(lm_fusion=weight)
+    try:
+        return model.texts(images)
+    finally:
+        model.set_inference(lm_fusion=before)
+
+
+def read_objects(model, images: torch.Tensor, weight: float, choose: bool = True):
+    """The reader's steps 1-4: (fused texts, (objects, background) per image), the objects cut to the first k
+    the decoder chooses (``choose``; else all the text names)."""
+    fused = fused_texts(model, images, weight)
+    read = [mentions(t.split()) for t in fused]
+    ks = [len(o) for o, _ in read]
+    if choose:
+        options = [captions_by_count(o, b) or [""] for o, b in read]
+        ks = [i + 1 for i in decoder_pick(model.decoder, images, options)]
+    return fused, [(o[:k], b) for (o, b), k in zip(read, ks)]
+
+
 @torch.inference_mode()
 def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
                  shapes: bool = True, shape_decoder=None) -> list[str]:
@@ -163,20 +185,10 @@ def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choos
     e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``). A text that names no object is
     kept as it is.
     """
-    weight, before = reader_weight(model, fusion), model.cfg.head.lm_fusion
-    model.set_inference(lm_fusion=weight)
-    try:
-        fused = model.texts(images)
-    finally:
-        model.set_inference(lm_fusion=before)
+    weight = reader_weight(model, fusion)
     if not weight:
-        return fused
-    read = [mentions(t.split()) for t in fused]
-    ks = [len(o) for o, _ in read]
-    if choose:
-        options = [captions_by_count(o, b) or [""] for o, b in read]
-        ks = [i + 1 for i in decoder_pick(model.decoder, images, options)]
-    read = [(o[:k], b) for (o, b), k in zip(read, ks)]
+        return fused_texts(model, images, 0.0)
+    fused, read = read_objects(model, images, weight, choose)
     checker = shape_decoder if shape_decoder is not None else model.decoder
     texts = check_shapes(checker, images, read) if shapes else [caption(o, b) for o, b in read]
     return [t if o else f for t, (o, _), f in zip(texts, read, fused)]

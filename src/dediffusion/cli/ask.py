@@ -122,8 +122,8 @@ def cmd_vqa_eval(a) -> int:
                         fusion=fusion, shape_decoder=a.shape_decoder or "")
     if cfg.train_seed in (cfg.seed, cfg.shot_seed):
         raise ValueError(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
-    llm = build_llm(a)
     checker = load_shape_decoder(a.shape_decoder, fusion) if a.shape_decoder else None
+    llm = build_llm(a)
 
     def dd_texts(scenes):
         return reader_texts(model, images_tensor(scenes, model.decoder.resolution), fusion, shape_decoder=checker)
