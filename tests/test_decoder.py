@@ -54,6 +54,29 @@ def test_v_prediction_loss_target_and_weighting(tiny_decoder_dir):
     assert diffusion.denoising_loss(perfect, d.scheduler, x0, None, t, noise).abs().max() == 0
 
 
+
+def test_epsilon_weight_turns_each_prediction_types_loss_into_the_noise_estimates_error():
+    from diffusers import DDPMScheduler
+
+    from dediffusion.model import diffusion
+
+    x0, noise, t = torch.randn(3, 3, 8, 8), torch.randn(3, 3, 8, 8), torch.tensor([50, 500, 950])
+    guess = torch.randn(3, 3, 8, 8)  # any model output
+    for kind in ("epsilon", "v_prediction", "sample"):
+        sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=kind)
+        ab = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_t = sched.add_noise(x0, noise, t)
+        if kind == "epsilon":
+            eps_hat = guess
+        elif kind == "v_prediction":
+            eps_hat = (1 - ab).sqrt() * x_t + ab.sqrt() * guess
+        else:
+            eps_hat = (x_t - ab.sqrt() * guess) / (1 - ab).sqrt()
+        eps_err = ((eps_hat - noise) ** 2).mean(dim=(1, 2, 3))
+        loss = diffusion.denoising_loss(lambda x, tt, c: guess, sched, x0, None, t, noise)
+        assert torch.allclose(loss * diffusion.epsilon_weight(sched, t), eps_err, rtol=1e-4), kind
+    assert diffusion.epsilon_weight(sched, t)[0] > 1 > diffusion.epsilon_weight(sched, t)[2]  # x0: low t counts more
+
 def test_text_layout_maps_reach_the_denoiser_and_the_tokens(tmp_path):
     """``layout_channels``: the prompt reaches the output through the layout maps alone (cross-attention
     bypassed), gradients reach the token table through them, and save/load is exact."""

@@ -64,11 +64,12 @@ def test_the_decoder_picks_the_candidate_it_denoises_best_whatever_the_batch(tin
     images = images_tensor(chunk, decoder.resolution)
     options = ["a red circle", "a blue square on a white background", full_caption(chunk[0])]
     picked = [options[i] for i in decoder_pick(decoder, images, [options] * 3, draws=4)]
-    gen = torch.Generator().manual_seed(0)
-    t, noise = torch.randint(200, 1000, (4,), generator=gen), torch.randn(decoder.latent_shape(4), generator=gen)
+    t = torch.tensor([50, 366, 683, 999])  # evenly over the pick's noise levels
+    noise = torch.randn(decoder.latent_shape(4), generator=torch.Generator().manual_seed(0))
+    weight = decoder.scheduler.alphas_cumprod[t]  # v-prediction: eps-space error = alpha_bar(t) x loss
     for image, got in zip(images, picked):
-        losses = [float(decoder.loss(image[None].expand(4, -1, -1, -1), decoder.text_states([o] * 4), t, noise).mean())
-                  for o in options]
+        losses = [float((decoder.loss(image[None].expand(4, -1, -1, -1), decoder.text_states([o] * 4), t, noise)
+                         * weight).mean()) for o in options]
         assert got == options[losses.index(min(losses))]
     assert [options[i] for i in decoder_pick(decoder, images[1:2], [options], draws=4)] == picked[1:2]  # image only
     assert decoder_pick(decoder, images[:1], [["only one"]]) == [0]
@@ -112,7 +113,7 @@ class _TriangleLover:
 
     def __init__(self, decoder):
         self.resolution, self.token_embedding = decoder.resolution, decoder.token_embedding
-        self.latent_shape = decoder.latent_shape
+        self.latent_shape, self.scheduler = decoder.latent_shape, decoder.scheduler
 
     def text_states(self, prompts):
         return prompts

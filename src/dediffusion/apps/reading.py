@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES
+from dediffusion.model import diffusion
 from dediffusion.model.autoencoder import words_outside_captions
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
@@ -96,16 +97,19 @@ def captions_by_count(objects: list[Mention], background: str | None) -> list[st
     return [caption(objects[:k], background) for k in range(1, len(objects) + 1)]
 
 
+PICK_LEVELS = (50, 999)  # noise levels the decoder's pick spans (benchmarks/dev_pick_eps)
+
+
 @torch.inference_mode()
-def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 8,
+def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 16,
                  seed: int = 0) -> list[int]:
-    """For each image, the index of the candidate text under which the frozen decoder denoises it best: mean
-    loss over ``draws`` (t, noise) pairs, t in [200, 999], the same for every image and candidate (analysis by
-    synthesis)."""
-    gen = torch.Generator().manual_seed(seed)
-    t = torch.randint(200, 1000, (draws,), generator=gen)
-    noise = torch.randn(decoder.latent_shape(draws), generator=gen)
+    """For each image, the index of the candidate text under which the frozen decoder denoises it best
+    (analysis by synthesis): the mean eps-space error (``diffusion.epsilon_weight``) over ``draws`` noise
+    levels evenly spaced over PICK_LEVELS, one seeded noise each, the same for every image and candidate."""
+    t = torch.linspace(*PICK_LEVELS, draws).round().long()
+    noise = torch.randn(decoder.latent_shape(draws), generator=torch.Generator().manual_seed(seed))
     side, dev = decoder.resolution, decoder.token_embedding.device
+    weight = diffusion.epsilon_weight(decoder.scheduler, t).to(dev)
     if images.shape[-1] != side:
         images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
     out = []
@@ -116,7 +120,7 @@ def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], dra
         prompts = [c for c in texts for _ in range(draws)]
         losses = decoder.loss(image[None].expand(len(prompts), -1, -1, -1).to(dev), decoder.text_states(prompts),
                               t.repeat(len(texts)).to(dev), noise.repeat(len(texts), 1, 1, 1).to(dev))
-        out.append(int(losses.view(len(texts), draws).mean(1).argmin()))
+        out.append(int((losses.view(len(texts), draws) * weight).mean(1).argmin()))
     return out
 
 

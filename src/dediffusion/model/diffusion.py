@@ -26,6 +26,21 @@ def training_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.T
     raise ValueError(f"unsupported prediction_type {kind!r}")
 
 
+def epsilon_weight(scheduler, t: torch.Tensor) -> torch.Tensor:
+    """Per-sample factor (B,) that turns ``denoising_loss`` at noise levels ``t`` into the squared error of the
+    implied noise estimate (eps-space), whatever the ``prediction_type``: v-prediction's error times
+    alpha_bar(t), x0-prediction's times alpha_bar / (1 - alpha_bar). Scored this way, every noise level weighs
+    about alike when candidate texts are compared (the Diffusion Classifier's score, Li et al., ICCV 2023)."""
+    alpha_bar = scheduler.alphas_cumprod.to(t.device)[t].float()
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return torch.ones_like(alpha_bar)
+    if kind == "v_prediction":
+        return alpha_bar
+    if kind == "sample":
+        return alpha_bar / (1 - alpha_bar)
+    raise ValueError(f"unsupported prediction_type {kind!r}")
+
 def denoising_loss(model: ModelFn, scheduler, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
                    noise: torch.Tensor) -> torch.Tensor:
     """Per-sample denoising loss (B,): the plain MSE to the target, in float32 as in diffusers' training
