@@ -12,6 +12,9 @@ Chosen on dev (``benchmarks/dev_reader/RULE.md``; SmolLM2-135M, 200 questions, 5
 3-shot VQA, 5-way 1-shot classification 0.485 / 0.455 / 0.340 with the fused text (1) alone -> 0.565 /
 0.485 / 0.600 with (2)-(4) -> 0.550 / 0.500 / 0.900 with (5). The fused text costs the decoder 19-70% in
 loss (``benchmarks/dev_fusion/lm_fusion.md``), so the decoder keeps the argmax text.
+Both decoder picks score candidates by the error of the implied noise estimate over t in [50, 999]
+(``benchmarks/dev_pick_eps``: dev classification unchanged at 0.900, 3-shot 0.480 -> 0.525; single-object colour +
+shape 0.848 -> 0.920).
 """
 from __future__ import annotations
 
