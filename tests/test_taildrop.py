@@ -87,25 +87,3 @@ def test_noisy_captions_are_vocabulary_words_and_corrupt_drops_repeats_and_inser
     assert corrupt(" ".join(words), rng, p_drop=1, p_repeat=0, p_stray=0) == "large"  # never empty
     stray = corrupt(" ".join(words), rng, p_drop=0, p_repeat=0, p_stray=1).split()
     assert len(stray) == 10 and stray[1::2] == words
-
-
-def test_eps_space_loss_weighting_is_the_alpha_bar_weighted_mean_and_trains(tiny_decoder_dir, tmp_path):
-    import pytest
-
-    from dediffusion.train.fit_encoder import build_model, loss_weights
-
-    model = build_model(tiny_train_cfg(), tiny_decoder_dir).train()
-    t = torch.tensor([50, 500, 950])
-    assert loss_weights(model.decoder, tiny_train_cfg(), t) is None  # native: the decoder's own loss
-    w = loss_weights(model.decoder, tiny_train_cfg(loss_weighting="epsilon"), t)
-    assert torch.allclose(w, model.decoder.scheduler.alphas_cumprod[t].float()) and w[0] > w[1] > w[2]
-    with pytest.raises(ValueError, match="loss_weighting"):
-        loss_weights(model.decoder, tiny_train_cfg(loss_weighting="snr"), t)
-    images = images_tensor(scenes(0, 0, 3), 8)
-    vecs = model.forward_tokens(model.forward_encoder(images), None)
-    noise = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    each = model.decoder.loss(images, model.decoder.text_states_from_embeds(vecs), t, noise)
-    assert torch.allclose(model.forward_loss(images, vecs, t, noise, weights=w), (each * w).sum() / w.sum())
-    out = tmp_path / "run"  # the real entry point trains with it and records it
-    train_encoder(tiny_train_cfg(steps=2, loss_weighting="epsilon"), out, tiny_decoder_dir, progress=False)
-    assert '"loss_weighting": "epsilon"' in (out / "train_config.json").read_text()

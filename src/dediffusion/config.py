@@ -20,7 +20,8 @@ class ConfigError(ValueError):
 # them off (their default): checkpoints recording it still load; any other value is refused by name
 RETIRED = {"repeat_penalty": 0.0, "hard_from": 1.0, "min_snr_gamma": None, "text_time_embedding": False,
            "full_resolution_attention": False, "denoiser": "unet", "transformer_width": 128,
-           "transformer_layers": 6, "transformer_heads": 4, "patch_size": 2, "tail_hinge": 0.0}
+           "transformer_layers": 6, "transformer_heads": 4, "patch_size": 2, "tail_hinge": 0.0,
+           "loss_weighting": "native"}
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -75,31 +75,27 @@ class DeDiffusion(nn.Module):
         """Logits -> token vectors (B, N, D); ``tau=None`` gives the hard argmax tokens."""
         return self.head.embed(self.forward_weights(logits, tau, generator), self.decoder.token_embedding)
 
-    def forward_loss(self, images, token_vectors, t, noise, lengths=None, weights=None) -> torch.Tensor:
-        """Mean denoising loss; with per-image ``weights`` (B,) their weighted mean."""
+    def forward_loss(self, images, token_vectors, t, noise, lengths=None) -> torch.Tensor:
         cond = self.decoder.text_states_from_embeds(token_vectors, lengths)  # (B,L,D)
-        losses = self.decoder.loss(images, cond, t, noise)
-        return losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
+        return self.decoder.loss(images, cond, t, noise).mean()
 
-    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None, weights=None):
+    def forward(self, images, tau: float, t, noise, generator=None, lengths=None, features=None):
         """Training objective: ``(loss, logs)`` for images (B,3,H,W), noise levels t (B,) and noise.
 
         ``lengths`` (B,): TailDrop - the decoder sees only the first ``lengths[i]`` tokens of image i.
         ``features``: the frozen backbone's output for ``images``, if cached (see ``forward_encoder``).
-        ``weights`` (B,): per-image weights of the denoising loss (``fit_encoder.loss_weights``).
         """
         logits = self.forward_encoder(images, features)
-        words = self.forward_weights(logits, tau, generator)
-        denoise = self.forward_loss(images, self.head.embed(words, self.decoder.token_embedding), t, noise, lengths,
-                                    weights)
+        weights = self.forward_weights(logits, tau, generator)
+        denoise = self.forward_loss(images, self.head.embed(weights, self.decoder.token_embedding), t, noise, lengths)
         repeat = collision_rate(logits).mean()  # (), logged
         sameness = batch_sameness(logits)  # ()
         loss = denoise + self.cfg.head.diversity_weight * sameness
         extra = {}
         if self.cfg.head.bigram_weight:
             if self.text_prior is None:
-                self.text_prior = caption_prior(self).to(words.device)
-            extra["bigram"] = bigram_nll(words, self.text_prior)  # the emitted (straight-through) words
+                self.text_prior = caption_prior(self).to(weights.device)
+            extra["bigram"] = bigram_nll(weights, self.text_prior)  # the emitted (straight-through) words
             loss = loss + self.cfg.head.bigram_weight * extra["bigram"]
         with torch.no_grad():
             ids = logits.argmax(-1)  # (B,N)

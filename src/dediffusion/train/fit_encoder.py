@@ -69,7 +69,6 @@ class EncoderTrainConfig:
     weight_decay: float = 0.01  # paper: decoupled weight decay 0.01
     t_min: int = 200  # low noise levels carry no text information
     t_max: int = 999
-    loss_weighting: str = "native"  # "epsilon": each noise level's loss weighted as the noise estimate's error
     data_seed: int = 0
     seed: int = 0
     checkpoint_every: int = 500
@@ -121,17 +120,6 @@ def tail_lengths(cfg: EncoderTrainConfig, size: int, gen: torch.Generator) -> to
     return torch.where(drop, cut, torch.full_like(cut, n))
 
 
-def loss_weights(decoder, cfg: EncoderTrainConfig, t: torch.Tensor) -> torch.Tensor | None:
-    """Per-image weights of the denoising loss at noise levels ``t``: None for the decoder's own (native) loss;
-    ``epsilon``: the error of the implied noise estimate (``diffusion.epsilon_weight``), which weighs the
-    low noise levels, where the tail's phantom objects cost, above the high ones, where hedging pays."""
-    if cfg.loss_weighting == "native":
-        return None
-    if cfg.loss_weighting != "epsilon":
-        raise ValueError(f"loss_weighting={cfg.loss_weighting!r}: use 'native' or 'epsilon'")
-    return diffusion.epsilon_weight(decoder.scheduler, t)
-
-
 def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: range | None = None,
                  n_parts: int = 1, forward=None, device="cpu", source=None, cache=None):
     """Mean loss and logs over this process's micro-batches ``parts`` (of ``n_parts``) of step ``step``.
@@ -148,9 +136,7 @@ def encoder_step(model: DeDiffusion, cfg: EncoderTrainConfig, step: int, parts: 
         images, t, noise, gen = micro_batch(model.decoder, cfg, step, part, n_parts, device, source)
         lengths = tail_lengths(cfg, len(images), gen)
         feats = cache.features(source.keys(step, part, n_parts), images, model.encoder) if cache else None
-        weights = loss_weights(model.decoder, cfg, t)
-        loss, log = forward(images, tau, t, noise, generator=gen, lengths=lengths, features=feats,
-                            weights=weights)
+        loss, log = forward(images, tau, t, noise, generator=gen, lengths=lengths, features=feats)
         losses.append(loss)
         logs.append(log)
     if len(losses) == 1:
