@@ -41,6 +41,7 @@ def epsilon_weight(scheduler, t: torch.Tensor) -> torch.Tensor:
         return alpha_bar / (1 - alpha_bar)
     raise ValueError(f"unsupported prediction_type {kind!r}")
 
+
 def denoising_loss(model: ModelFn, scheduler, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
                    noise: torch.Tensor) -> torch.Tensor:
     """Per-sample denoising loss (B,): the plain MSE to the target, in float32 as in diffusers' training
