@@ -54,7 +54,6 @@ def test_v_prediction_loss_target_and_weighting(tiny_decoder_dir):
     assert diffusion.denoising_loss(perfect, d.scheduler, x0, None, t, noise).abs().max() == 0
 
 
-
 def test_epsilon_weight_turns_each_prediction_types_loss_into_the_noise_estimates_error():
     from diffusers import DDPMScheduler
 
@@ -76,6 +75,7 @@ def test_epsilon_weight_turns_each_prediction_types_loss_into_the_noise_estimate
         loss = diffusion.denoising_loss(lambda x, tt, c: guess, sched, x0, None, t, noise)
         assert torch.allclose(loss * diffusion.epsilon_weight(sched, t), eps_err, rtol=1e-4), kind
     assert diffusion.epsilon_weight(sched, t)[0] > 1 > diffusion.epsilon_weight(sched, t)[2]  # x0: low t counts more
+
 
 def test_text_layout_maps_reach_the_denoiser_and_the_tokens(tmp_path):
     """``layout_channels``: the prompt reaches the output through the layout maps alone (cross-attention

@@ -17,7 +17,6 @@ import pathlib
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dediffusion.apps import reading as R
 from dediffusion.apps.vqa import _single_object_scenes
@@ -30,25 +29,12 @@ DECODER_B = "benchmarks/checkpoints/decoder_b"
 NEW_PICK = R.decoder_pick
 
 
-@torch.inference_mode()
 def old_pick(decoder, images, candidates, draws=8, seed=0):
     """The pick before this rule (commit 22a8d37): mean training loss over 8 random t in [200, 999]."""
     gen = torch.Generator().manual_seed(seed)
     t = torch.randint(200, 1000, (draws,), generator=gen)
     noise = torch.randn(decoder.latent_shape(draws), generator=gen)
-    side = decoder.resolution
-    if images.shape[-1] != side:
-        images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    out = []
-    for image, texts in zip(images, candidates):
-        if len(texts) == 1:
-            out.append(0)
-            continue
-        prompts = [c for c in texts for _ in range(draws)]
-        losses = decoder.loss(image[None].expand(len(prompts), -1, -1, -1), decoder.text_states(prompts),
-                              t.repeat(len(texts)), noise.repeat(len(texts), 1, 1, 1))
-        out.append(int(losses.view(len(texts), draws).mean(1).argmin()))
-    return out
+    return R.pick_by_loss(decoder, images, candidates, t, noise, torch.ones(draws))
 
 
 def reader(model, images, pick, checker=None):

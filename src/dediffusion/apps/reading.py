@@ -111,10 +111,18 @@ def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], dra
     levels evenly spaced over PICK_LEVELS, one seeded noise each, the same for every image and candidate."""
     t = torch.linspace(*PICK_LEVELS, draws).round().long()
     noise = torch.randn(decoder.latent_shape(draws), generator=torch.Generator().manual_seed(seed))
+    return pick_by_loss(decoder, images, candidates, t, noise, diffusion.epsilon_weight(decoder.scheduler, t))
+
+
+@torch.inference_mode()
+def pick_by_loss(decoder, images: torch.Tensor, candidates: list[list[str]], t: torch.Tensor, noise: torch.Tensor,
+                 weight: torch.Tensor) -> list[int]:
+    """For each image, the index of its candidate with the lowest mean of ``weight`` x denoising loss over the
+    draws ``t``, ``noise`` (D,), the same for every image and candidate; a lone candidate is not scored."""
     side, dev = decoder.resolution, decoder.token_embedding.device
-    weight = diffusion.epsilon_weight(decoder.scheduler, t).to(dev)
     if images.shape[-1] != side:
         images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    draws, weight = len(t), weight.to(dev)
     out = []
     for image, texts in zip(images, candidates):
         if len(texts) == 1:
