@@ -24,6 +24,7 @@ from dediffusion.data.world.batches import images_tensor
 from dediffusion.data.world.scenes import sample_scene
 from dediffusion.eval.stats import accuracy, paired_bootstrap
 from dediffusion.model.autoencoder import load_model
+from dediffusion.model.synthesis import pick_by_loss
 
 DECODER_B = "benchmarks/checkpoints/decoder_b"
 NEW_PICK = R.decoder_pick
@@ -34,7 +35,7 @@ def old_pick(decoder, images, candidates, draws=8, seed=0):
     gen = torch.Generator().manual_seed(seed)
     t = torch.randint(200, 1000, (draws,), generator=gen)
     noise = torch.randn(decoder.latent_shape(draws), generator=gen)
-    return R.pick_by_loss(decoder, images, candidates, t, noise, torch.ones(draws))
+    return pick_by_loss(decoder, images, candidates, t, noise, torch.ones(draws))
 
 
 def reader(model, images, pick, checker=None):

@@ -21,11 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 
 from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES
-from dediffusion.model import diffusion
 from dediffusion.model.autoencoder import words_outside_captions
+from dediffusion.model.synthesis import decoder_pick
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
 
@@ -98,41 +97,6 @@ def caption(objects: list[Mention], background: str | None) -> str:
 def captions_by_count(objects: list[Mention], background: str | None) -> list[str]:
     """Captions of the first k ``objects`` on ``background``, k = 1 .. all."""
     return [caption(objects[:k], background) for k in range(1, len(objects) + 1)]
-
-
-PICK_LEVELS = (50, 999)  # noise levels the decoder's pick spans (benchmarks/dev_pick_eps)
-
-
-@torch.inference_mode()
-def decoder_pick(decoder, images: torch.Tensor, candidates: list[list[str]], draws: int = 16,
-                 seed: int = 0) -> list[int]:
-    """For each image, the index of the candidate text under which the frozen decoder denoises it best
-    (analysis by synthesis): the mean eps-space error (``diffusion.epsilon_weight``) over ``draws`` noise
-    levels evenly spaced over PICK_LEVELS, one seeded noise each, the same for every image and candidate."""
-    t = torch.linspace(*PICK_LEVELS, draws).round().long()
-    noise = torch.randn(decoder.latent_shape(draws), generator=torch.Generator().manual_seed(seed))
-    return pick_by_loss(decoder, images, candidates, t, noise, diffusion.epsilon_weight(decoder.scheduler, t))
-
-
-@torch.inference_mode()
-def pick_by_loss(decoder, images: torch.Tensor, candidates: list[list[str]], t: torch.Tensor, noise: torch.Tensor,
-                 weight: torch.Tensor) -> list[int]:
-    """For each image, the index of its candidate with the lowest mean of ``weight`` x denoising loss over the
-    draws ``t``, ``noise`` (D,), the same for every image and candidate; a lone candidate is not scored."""
-    side, dev = decoder.resolution, decoder.token_embedding.device
-    if images.shape[-1] != side:
-        images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    draws, weight = len(t), weight.to(dev)
-    out = []
-    for image, texts in zip(images, candidates):
-        if len(texts) == 1:
-            out.append(0)
-            continue
-        prompts = [c for c in texts for _ in range(draws)]
-        losses = decoder.loss(image[None].expand(len(prompts), -1, -1, -1).to(dev), decoder.text_states(prompts),
-                              t.repeat(len(texts)).to(dev), noise.repeat(len(texts), 1, 1, 1).to(dev))
-        out.append(int((losses.view(len(texts), draws) * weight).mean(1).argmin()))
-    return out
 
 
 def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:

@@ -21,7 +21,7 @@ COLUMNS = 8
 
 
 def cmd_explain(a) -> int:
-    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
     try:
         image = load_image(a.image, model.decoder.resolution)
     except ImageInputError as e:

@@ -42,6 +42,9 @@ def encoder_flags(p, decoder_default: str = "the one the encoder was trained aga
     decoder_flag(p, decoder_default)
     p.add_argument("--tokens", type=int, metavar="K", help="emit the first K tokens of each text (default: all; "
                    "the shipped encoder is trained with TailDrop, so any K is a usable text)")
+    p.add_argument("--adaptive-length", action="store_true", help="let the frozen decoder cut each text to the "
+                   "prefix (4, 8, 16, 24, ... up to K tokens) under which it denoises the image best: fewer phantom "
+                   "objects in sparse images; costs 16 decoder passes per candidate length")
     backbone_flag(p)
 
 

@@ -49,6 +49,8 @@ def _command(a) -> str:
                         ("--backbone", a.backbone), ("--report", a.report)):
         if value:
             parts += [flag, value]
+    if a.adaptive_length:
+        parts.insert(parts.index("--pairs"), "--adaptive-length")
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
@@ -65,7 +67,7 @@ def cmd_eval(a) -> int:
     bad = sorted({s for p in a.pairs for s in p} - set(SOURCES))
     if bad:
         raise ValueError(f"--pairs: unknown prompt source(s) {bad}; known: {', '.join(SOURCES)}")
-    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
     if a.seed == model.cfg.train_seed:
         raise ValueError(f"--seed {a.seed} is the training seed; pick an unseen one")
     probe = load_probe(resolve(a.probe, "probe"))

@@ -35,7 +35,7 @@ def cmd_encode(a) -> int:
         raise ValueError("--out writes JSONL; drop --format text")
     if not a.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("several processes need --out (each writes a part file; rank 0 merges them)")
-    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
     if a.fusion:  # the text for readers (apps/reading.py), not the one the decoder reads
         model = ReaderModel(model, a.fusion)
@@ -68,7 +68,7 @@ def cmd_decode(a) -> int:
 
 
 def cmd_reconstruct(a) -> int:
-    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
     out = pathlib.Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     summary, used = Summary(), set()

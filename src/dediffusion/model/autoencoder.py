@@ -21,6 +21,7 @@ from dediffusion.config import from_dict, to_dict
 from dediffusion.data.world.scenes import caption_bigrams, caption_starts, caption_trigrams, vocabulary_words
 from dediffusion.model.decoders import StableDiffusionOptions, fingerprint, freeze, is_diffusers_ref, load_decoder
 from dediffusion.model.encoder import EncoderConfig, ImageEncoder
+from dediffusion.model.synthesis import pick_lengths
 from dediffusion.pretrained import SHIPPED_PREFIX, is_hub_id, resolve, resolve_in
 from dediffusion.model.text_head import TextHead, TextHeadConfig, batch_sameness, bigram_nll, collision_rate, \
     fuse_with_lm
@@ -122,7 +123,12 @@ class DeDiffusion(nn.Module):
 
     @torch.no_grad()
     def texts(self, images: torch.Tensor) -> list[str]:
-        return [decode_ids(self.decoder.tokenizer, row) for row in self.token_ids(images).tolist()]  # lists: no per-id tensor ops
+        """The texts the decoder reads; with ``head.adaptive_length`` each is the prefix of its K tokens the frozen
+        decoder picks (``synthesis.pick_lengths``: K is then a budget)."""
+        ids = self.token_ids(images).tolist()  # lists: no per-id tensor ops
+        if self.cfg.head.adaptive_length:
+            ids = pick_lengths(self.decoder, images, ids, lambda row: decode_ids(self.decoder.tokenizer, row))
+        return [decode_ids(self.decoder.tokenizer, row) for row in ids]
 
     def set_inference(self, **changes) -> "DeDiffusion":
         """Change inference settings of the head (``inference``, ``sample_temperature``, ``inference_tokens``, ...).
@@ -209,11 +215,15 @@ def load_dediffusion(folder, decoder_folder=None, backbone: str | None = None) -
     return model.eval()
 
 
-def load_model(path=None, decoder=None, tokens: int | None = None, backbone: str | None = None) -> DeDiffusion:
+def load_model(path=None, decoder=None, tokens: int | None = None, backbone: str | None = None,
+               adaptive_length: bool = False) -> DeDiffusion:
     """``load_dediffusion`` of a folder, ``shipped:NAME`` or (None) the shipped encoder, as the commands load it:
-    ``tokens`` emits only the first K tokens (``--tokens``, TailDrop-trained encoders), ``backbone`` says where
-    its ``hf:`` backbone is (``--backbone``)."""
+    ``tokens`` emits only the first K tokens (``--tokens``, TailDrop-trained encoders), ``adaptive_length`` lets
+    the decoder cut each text shorter (``--adaptive-length``), ``backbone`` says where its ``hf:`` backbone is
+    (``--backbone``)."""
     model = load_dediffusion(resolve(path, "encoder"), decoder_folder=decoder, backbone=backbone)
+    if adaptive_length:
+        model.set_inference(adaptive_length=True)
     return model.set_inference(inference_tokens=tokens) if tokens else model
 
 

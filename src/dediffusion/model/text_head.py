@@ -34,6 +34,7 @@ class TextHeadConfig:
     sample_temperature: float = 0.5  # T for inference="sample"
     sample_seed: int = 0  # the same Gumbel noise for every image: texts depend on the image only
     inference_tokens: int = 0  # emit the first K tokens (0: all); a TailDrop-trained encoder serves any K
+    adaptive_length: bool = False  # inference: each text the prefix of its K tokens the decoder picks (model/synthesis.py)
     logit_scale: float = 1.0  # multiplies the head's logits; >1 lets them reach near one-hot sharpness quickly
     bigram_weight: float = 0.0  # weight of bigram_nll under a caption bigram table (readability; world decoder only)
     bigram_wrap: bool = False  # the table also counts each caption's last word -> its first: a text may end and restart a caption

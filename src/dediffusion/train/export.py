@@ -15,7 +15,7 @@ from dediffusion.pretrained import SHIPPED_PREFIX, resolve_in
 KINDS = ("decoder", "encoder", "probe")  # each writes {kind}.safetensors + {kind}.json
 # encoder settings that change how text is read from the logits, not the weights: safe to set at export
 INFERENCE_KEYS = ("head.inference", "head.sample_temperature", "head.sample_seed", "head.inference_tokens",
-                  "head.lm_fusion")
+                  "head.lm_fusion", "head.adaptive_length")
 
 
 def _inference_overrides(config: dict, overrides: list[str]) -> dict:
