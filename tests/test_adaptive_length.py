@@ -55,3 +55,8 @@ def test_adaptive_texts_are_prefixes_of_the_budgets_text(tiny_decoder_dir, tmp_p
     n = len(texts[False][0])
     for fixed, adaptive in zip(texts[False], texts[True]):
         assert adaptive == fixed[:len(adaptive)] and len(adaptive) in prefix_lengths(n)
+
+
+def test_explain_refuses_adaptive_length_with_a_usage_error(capsys):
+    assert main(["explain", "scene.png", "--adaptive-length"]) == 2
+    assert "--adaptive-length does not apply" in capsys.readouterr().err

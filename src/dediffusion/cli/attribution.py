@@ -21,7 +21,10 @@ COLUMNS = 8
 
 
 def cmd_explain(a) -> int:
-    model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
+    if a.adaptive_length:
+        raise ValueError("explain attributes each of the encoder's K tokens; --adaptive-length does not apply "
+                         "(choose the length with --tokens)")
+    model = load_model(a.model, a.decoder, a.tokens, a.backbone)
     try:
         image = load_image(a.image, model.decoder.resolution)
     except ImageInputError as e:
