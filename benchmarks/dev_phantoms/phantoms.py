@@ -68,13 +68,14 @@ def conditions(model, chunk_scenes) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--decoder", default=None, help="decoder folder that draws the texts (default: the encoder's)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    model, probe = load_model(None), load_probe(resolve(None, "probe"))
+    model, probe = load_model(None, decoder=a.decoder), load_probe(resolve(None, "probe"))
     chunk_scenes = scenes(1, 0, N)
     truth = targets(chunk_scenes)["content"]
     empty = CONTENTS.index("empty")
-    out = {"model": "shipped:encoder", "scenes": f"dev seed 1, 0-{N - 1}", "objects": int((truth != empty).sum()),
+    out = {"model": "shipped:encoder", "decoder": a.decoder or "shipped:decoder", "scenes": f"dev seed 1, 0-{N - 1}", "objects": int((truth != empty).sum()),
            "empty_cells": int((truth == empty).sum())}
     for name, (texts, guidance, steps) in conditions(model, chunk_scenes).items():
         out[name] = content_errors(model.decoder, probe, texts, truth, guidance, steps)
