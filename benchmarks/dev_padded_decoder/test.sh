@@ -3,7 +3,7 @@
 # Two queues side by side, one thread each:  bash benchmarks/dev_padded_decoder/test.sh A & bash benchmarks/dev_padded_decoder/test.sh B
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-DECODER=${DECODER:-runs/dec_pad}
+DECODER=${DECODER:-benchmarks/checkpoints/decoder_a2}  # the fp16 export of runs/dec_pad
 MODEL=(src/dediffusion/assets/checkpoints/encoder benchmarks/checkpoints/encoder_seed1 benchmarks/checkpoints/encoder_seed2)
 one() {  # run K
   local g
