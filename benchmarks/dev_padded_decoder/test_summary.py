@@ -2,7 +2,10 @@
 next smaller one and against decoder A's fixed text of the same budget (``tokens_test_best/``), paired
 (``compare_reports.py --any-guidance``: the budgets' guidances differ).
 
-    OMP_NUM_THREADS=1 python benchmarks/dev_padded_decoder/test_summary.py --out benchmarks/tokens_test_padded/summary.json
+    OMP_NUM_THREADS=1 python benchmarks/dev_padded_decoder/test_summary.py tokens_test_padded_encoder \
+        --out benchmarks/tokens_test_padded_encoder/summary.json
+
+(``tokens_test_padded`` for step 2, ``tokens_test_padded_encoder`` for step 3.)
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import sys
 import numpy as np
 
 BENCH = pathlib.Path(__file__).resolve().parent.parent
-PADDED, FIXED = BENCH / "tokens_test_padded", BENCH / "tokens_test_best"
+FIXED = BENCH / "tokens_test_best"
 BUDGETS = (4, 8, 16, 24, 32)
 METRICS = ("raw", "strict", "fd", "kid")
 
@@ -42,19 +45,21 @@ def clearly_worse(c: dict) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("table", help="folder under benchmarks/ with runN/KK reports")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    table = BENCH / a.table
     out = {"table": {}, "vs_previous_budget": {}, "vs_decoder_A": {}, "clearly_worse_steps": {}}
     for run in range(3):
         rows = {}
         for i, k in enumerate(BUDGETS):
-            path = PADDED / f"run{run}" / f"K{k}"
+            path = table / f"run{run}" / f"K{k}"
             rows[f"K{k}"] = metrics(path)
             out["vs_decoder_A"][f"run{run}/K{k}"] = compare(path, FIXED / f"seed{run}" / f"K{k}",
-                                                            PADDED / f"run{run}" / f"K{k}_minus_decoder_A.json")
+                                                            table / f"run{run}" / f"K{k}_minus_decoder_A.json")
             if i:
-                c = compare(path, PADDED / f"run{run}" / f"K{BUDGETS[i - 1]}",
-                            PADDED / f"run{run}" / f"K{k}_minus_K{BUDGETS[i - 1]}.json")
+                c = compare(path, table / f"run{run}" / f"K{BUDGETS[i - 1]}",
+                            table / f"run{run}" / f"K{k}_minus_K{BUDGETS[i - 1]}.json")
                 out["vs_previous_budget"][f"run{run}/K{k}"] = c
                 out["clearly_worse_steps"][f"run{run}/K{k}"] = clearly_worse(c)
         out["table"][f"run{run}"] = rows
