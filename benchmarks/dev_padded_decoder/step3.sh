@@ -1,6 +1,7 @@
 #!/bin/bash
 # Step 3 of RULE.md (dev): the stage-12b control recipe continued against decoder A2, three runs, then their
-# dev reports at 16, 24, 32 tokens (decoded by A2, the decoder they were trained against).
+# dev reports at 16, 24, 32 tokens (decoded by A2, the decoder they were trained against; --decoder, as a
+# checkpoint's recorded decoder outside its folder is not read without it).
 #   bash benchmarks/dev_padded_decoder/step3.sh train S      # S = 0, 1, 2, one thread each
 #   bash benchmarks/dev_padded_decoder/step3.sh eval A|B     # two queues
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ fi
 one() {  # run K
   [ -f "$HERE/run$1/K$2/report.json" ] && return
   .venv/bin/dediffusion eval --split dev --n 300 --steps 25 --guidance 1.5,2 --cfg 1.5 --sources dediffusion \
-    --features probe --batch-size 100 --pairs '' --tokens "$2" --model "$(export_of "$1")" \
+    --features probe --batch-size 100 --pairs '' --tokens "$2" --model "$(export_of "$1")" --decoder $A2 \
     --report "$HERE/run$1/K$2" > /dev/null 2>&1
 }
 if [ "$2" = A ]; then

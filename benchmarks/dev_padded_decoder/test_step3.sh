@@ -16,6 +16,7 @@ one() {  # run K
   [ -f "benchmarks/tokens_test_padded_encoder/run$1/K$2/report.json" ] && return
   .venv/bin/dediffusion eval --split test --n 500 --steps 25 --guidance "$g" --cfg "$g" --sources dediffusion \
     --features probe --batch-size 100 --pairs '' --tokens "$2" --model "benchmarks/checkpoints/encoder_a2_seed$1" \
+    --decoder benchmarks/checkpoints/decoder_a2 \
     --report "benchmarks/tokens_test_padded_encoder/run$1/K$2" > /dev/null 2>&1
 }
 if [ "$1" = A ]; then
