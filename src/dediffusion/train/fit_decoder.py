@@ -22,6 +22,7 @@ from dediffusion.model.decoders.text import TextConditioner
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import noisy_caption, pad_caption, web_caption
 from dediffusion.model.decoders import load_decoder
+from dediffusion.pretrained import resolve
 from dediffusion.train.loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state,
     run_training, step_generator)
 from dediffusion.train.sources import Prefetch
@@ -111,7 +112,9 @@ def _batch_source(model: BuiltinDecoder, cfg: DecoderTrainConfig, start: int):
 
 def _start_weights(model: BuiltinDecoder, folder: str) -> None:
     """Copy saved weights (same architecture) into ``model`` before a fresh run: a training folder's
-    raw parameters (where training left off), else a decoder folder's exported (EMA) weights."""
+    raw parameters (where training left off), else a decoder folder's (or ``shipped:decoder``'s) exported
+    (EMA) weights."""
+    folder = resolve(folder, "decoder")
     if has_train_state(folder):
         saved = {k: v.float() for k, v in read_train_state(folder)[1]["params"].items()}
     else:
