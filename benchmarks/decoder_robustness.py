@@ -6,7 +6,7 @@
 For each decoder: the mean denoising loss (t in [200, 999], the same noise and noise levels for every
 variant) of 256 dev-seed scenes (seed 1) given variants of the *same* full caption - clean, phrases
 shuffled, 30% of words repeated, every word shuffled, a tag list without function words, encoder-like
-noise (``world.scenes.corrupt``: drops, repeats, stray words), padding (``world.scenes.pad_caption``), the human-like caption and the empty
+noise (``world.scenes.corrupt``: drops, repeats, stray words), the human-like caption and the empty
 prompt - and the gate: probe accuracy of 500 dev-seed scenes decoded from their full captions (DDIM
 25, guidance 3). Writes ``robustness.json`` and ``robustness.md``.
 """
@@ -23,7 +23,7 @@ import torch
 
 
 def variants(chunk, seed: int) -> dict[str, list[str]]:
-    from dediffusion.data.world.scenes import corrupt, full_caption, human_caption, pad_caption, tag_caption
+    from dediffusion.data.world.scenes import corrupt, full_caption, human_caption, tag_caption
 
     rng = np.random.default_rng(seed)
 
@@ -45,8 +45,6 @@ def variants(chunk, seed: int) -> dict[str, list[str]]:
             "every word shuffled": [shuffled(s) for s in chunk],
             "tag list (no function words)": [tag_caption(s, rng) for s in chunk],
             "encoder-like noise (drop/repeat/stray)": [corrupt(full_caption(s), rng) for s in chunk],
-            "padded to 36 words (function words, repeated spans)": [pad_caption(full_caption(s), rng, 36)
-                                                                    for s in chunk],
             "human-like caption": [human_caption(s) for s in chunk],
             "empty": [""] * len(chunk)}
 

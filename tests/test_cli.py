@@ -90,6 +90,15 @@ def test_export_writes_fp16_and_records_the_decoder_reference(tiny_model_dir, tm
     assert read_json(out / "encoder.json")["config"]["decoder_path"] == "shipped:decoder"
 
 
+def test_export_refuses_a_decoder_reference_the_checkpoint_could_not_load(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "exported"
+    code = main(["export", "encoder", str(tiny_model_dir), str(out), "--decoder-ref", "benchmarks/checkpoints/dec"])
+    assert code != 0 and "Leave --decoder-ref out" in capsys.readouterr().err
+    assert not (out / "encoder.json").exists()  # refused before anything is written
+    assert main(["export", "encoder", str(tiny_model_dir), str(out), "--decoder-ref", "../dec"]) != 0
+    assert "outside the checkpoint folder" in capsys.readouterr().err
+
+
 def test_export_can_switch_inference_to_sampling_but_nothing_that_touches_weights(tiny_model_dir, tmp_path, capsys):
     from dediffusion.model.autoencoder import load_dediffusion
     from dediffusion.checkpoint import read_json

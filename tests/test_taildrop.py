@@ -8,9 +8,8 @@ from dediffusion.model.decoders import load_decoder
 from dediffusion.data.images import save_image
 from dediffusion.train.fit_encoder import tail_lengths, train_encoder
 from dediffusion.data.world.batches import images_tensor, scenes
-from dediffusion.data.world.scenes import (FUNCTION_WORDS, corrupt, full_caption, noisy_caption, pad_caption,
-    tag_caption, vocabulary_words)
-from dediffusion.train.fit_decoder import DecoderTrainConfig, _captions
+from dediffusion.data.world.scenes import (FUNCTION_WORDS, corrupt, full_caption, noisy_caption, tag_caption,
+    vocabulary_words)
 from .conftest import tiny_train_cfg
 
 
@@ -88,20 +87,3 @@ def test_noisy_captions_are_vocabulary_words_and_corrupt_drops_repeats_and_inser
     assert corrupt(" ".join(words), rng, p_drop=1, p_repeat=0, p_stray=0) == "large"  # never empty
     stray = corrupt(" ".join(words), rng, p_drop=0, p_repeat=0, p_stray=1).split()
     assert len(stray) == 10 and stray[1::2] == words
-
-
-def test_padded_captions_add_only_function_words_and_spans_of_the_caption():
-    rng = np.random.default_rng(2)
-    chunk = scenes(0, 0, 200)
-    for s in chunk:
-        caption = full_caption(s)
-        words, padded = caption.split(), pad_caption(caption, rng, 36).split()
-        assert padded[:len(words)] == words and len(padded) <= max(36, len(words))
-        tail = padded[len(words):]
-        assert set(tail) <= set(words) | set(FUNCTION_WORDS)
-    lengths = [len(pad_caption(full_caption(s), rng, 36).split()) for s in chunk]
-    assert min(lengths) < 20 and max(lengths) == 36 and len(set(lengths)) > 10  # length no longer tells the count
-    assert pad_caption("", rng) == ""
-    cfg = DecoderTrainConfig(padded_captions=1.0, caption_dropout=0.0)
-    assert np.mean([len(t.split()) for t in _captions(chunk[:64], cfg, 0)]) > 1.3 * np.mean(
-        [len(t.split()) for t in _captions(chunk[:64], DecoderTrainConfig(caption_dropout=0.0), 0)])

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Needs commit c304a7e: decoder A2, its checkpoints and padded_captions left the code after (RULE.md, outcome).
 # Steps 0 and 1 of RULE.md (dev). Two queues side by side, one thread each:
 #   bash benchmarks/dev_padded_decoder/run.sh A & bash benchmarks/dev_padded_decoder/run.sh B
 cd "$(dirname "$0")/../.."

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Needs commit c304a7e: decoder A2, its checkpoints and padded_captions left the code after (RULE.md, outcome).
 # Step 3 of RULE.md (dev): the stage-12b control recipe continued against decoder A2, three runs, then their
 # dev reports at 16, 24, 32 tokens (decoded by A2, the decoder they were trained against; --decoder, as a
 # checkpoint's recorded decoder outside its folder is not read without it).

@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 RETIRED = {"repeat_penalty": 0.0, "hard_from": 1.0, "min_snr_gamma": None, "text_time_embedding": False,
            "full_resolution_attention": False, "denoiser": "unet", "transformer_width": 128,
            "transformer_layers": 6, "transformer_heads": 4, "patch_size": 2, "tail_hinge": 0.0,
-           "loss_weighting": "native"}
+           "loss_weighting": "native", "padded_captions": 0.0}
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -41,7 +41,6 @@ PRESETS = {
     "world_decoder_phase2": world_decoder.phase2,
     "world_decoder_phase3": world_decoder.phase3,
     "world_decoder": world_decoder.config,
-    "world_decoder_padded": world_decoder.padded,
     "world_probe": world_probe.config,
     "world_backbone": world_backbone.config,
     "paper_sd21": paper_sd21.config,

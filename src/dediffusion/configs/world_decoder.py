@@ -32,15 +32,6 @@ words in a CPU budget and is not any shipped phase.
    vocabulary words inserted): 1,500 steps at batch 32, lr 2e-4, 50 warm-up steps. Cost: 40 min on one
    CPU thread of a busy 2-core machine.
 
-5. ``world_decoder_padded`` (decoder A2, a benchmark checkpoint, not shipped): the shipped v4 continued with
-   phase 4's recipe and training seed 1, half the captions also padded with filler that adds no object
-   (``padded_captions=0.5``: function words and repeated spans of the caption, ``world.scenes.pad_caption``),
-   so that length stops telling the object count. Cost: 17.5 min on one CPU thread. Result
-   (``benchmarks/dev_padded_decoder/``): gate 0.924; phantom objects after function-word padding halved;
-
-       dediffusion pretrain-decoder --preset world_decoder_padded --out runs/dec_pad
-       dediffusion export decoder runs/dec_pad benchmarks/checkpoints/decoder_a2
-
 Result (the shipped v4; ``benchmarks/RESULTS.md``, section 2): fixed-noise decoder loss on 256 dev
 scenes given a tag list 0.0544 -> 0.0261 and given an encoder-like noised caption 0.0440 -> 0.0288
 (v3 -> v4), given the full caption 0.0169; gate 0.928 (500 dev scenes). ``train_config.json`` beside
@@ -81,8 +72,3 @@ def phase3() -> DecoderTrainConfig:
 def config() -> DecoderTrainConfig:
     """Phase 4, the shipped v4: v3 continued on half encoder-like captions (40 min on one CPU thread)."""
     return _layout(init_from=V3_EXPORT, noisy_captions=0.5, steps=1500, lr=2e-4, warmup=50, checkpoint_every=250)
-
-
-def padded() -> DecoderTrainConfig:
-    """Decoder A2: the shipped v4 continued on captions half of them padded (17.5 min on one CPU thread)."""
-    return replace(config(), init_from="shipped:decoder", padded_captions=0.5, seed=1)

@@ -34,6 +34,21 @@ def _own_decoder(run: pathlib.Path, ref: str) -> pathlib.Path | None:
     return src if isinstance(src, pathlib.Path) and (src / "decoder.json").is_file() else None
 
 
+def _check_recorded_decoder(out: pathlib.Path, ref: str) -> None:
+    """Refuse an exported encoder whose recorded ``decoder_path`` would not load from its own folder (a
+    relative path is read inside the checkpoint), e.g. ``--decoder-ref benchmarks/checkpoints/my_decoder``."""
+    if not ref or ref.startswith(SHIPPED_PREFIX) or pathlib.Path(ref).is_absolute():
+        return
+    try:
+        path = resolve_in(out, ref, "decoder", "decoder_path", hub=True)
+    except ValueError as e:
+        raise ValueError(f"export --decoder-ref: {e}") from None
+    if isinstance(path, pathlib.Path) and not any((path / f).is_file() for f in ("decoder.json", "model_index.json")):
+        raise ValueError(f"export --decoder-ref {ref!r}: the exported encoder would read its decoder from {path}, "
+                         "which holds none. Leave --decoder-ref out to carry the run's own copy of its decoder, or "
+                         "record shipped:NAME, a hub id or an absolute Stable Diffusion folder")
+
+
 def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.float16,
            overrides: list[str] = ()) -> pathlib.Path:
     """Copy ``{kind}.safetensors`` (cast to fp16) and ``{kind}.json`` from ``run`` to ``out``.
@@ -50,11 +65,13 @@ def export(kind: str, run, out, decoder_ref: str | None = None, dtype=torch.floa
         if kind != "encoder":
             raise ValueError("export --set applies to encoders only")
         meta["config"] = _inference_overrides(meta["config"], list(overrides))
+    ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
+    own = _own_decoder(run, ref)
+    if kind == "encoder" and own is None:  # before anything is written
+        _check_recorded_decoder(out, ref)
     weights = load_tensors(safe_child(run, f"{kind}.safetensors"), None)
     save_tensors(safe_child(out, f"{kind}.safetensors"), weights, dtype)
     write_json(safe_child(out, f"{kind}.json"), meta)
-    ref = meta["config"].get("decoder_path", "") if kind == "encoder" else ""
-    own = _own_decoder(run, ref)
     if own is not None:  # the run's own copy of its decoder travels with it
         copy_decoder(own, safe_child(out, ref))
     for extra in ("train_config.json", "train_state.json"):

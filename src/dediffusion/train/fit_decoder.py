@@ -20,9 +20,8 @@ from dediffusion.config import to_dict
 from dediffusion.model.decoders.builtin import BuiltinDecoder, BuiltinDecoderConfig
 from dediffusion.model.decoders.text import TextConditioner
 from dediffusion.data.world.batches import images_tensor, scenes
-from dediffusion.data.world.scenes import noisy_caption, pad_caption, web_caption
+from dediffusion.data.world.scenes import noisy_caption, web_caption
 from dediffusion.model.decoders import load_decoder
-from dediffusion.pretrained import resolve
 from dediffusion.train.loop import (EMA, copy_start_weights, has_train_state, load_train_state, read_train_state,
     run_training, step_generator)
 from dediffusion.train.sources import Prefetch
@@ -39,7 +38,6 @@ class DecoderTrainConfig:
     caption_dropout: float = 0.1  # empty prompt, for classifier-free guidance
     p_mention: float = 0.6  # each attribute is named in over half the captions
     noisy_captions: float = 0.0  # share of captions written as an encoder might (world.scenes.noisy_caption)
-    padded_captions: float = 0.0  # share of captions padded with filler that adds no object (world.scenes.pad_caption)
     high_noise_fraction: float = 0.0  # share of each batch drawn from t >= high_noise_from
     high_noise_from: int = 600  # where the layout is still hidden by noise, so only the text can tell it
     data_seed: int = 0  # training scenes; evaluation uses other seeds
@@ -60,8 +58,6 @@ def _captions(batch, cfg: DecoderTrainConfig, step: int) -> list[str]:
             out.append(noisy_caption(s, rng, cfg.p_mention))
         else:
             out.append(web_caption(s, rng, cfg.p_mention))
-        if cfg.padded_captions and out[-1] and rng.random() < cfg.padded_captions:
-            out[-1] = pad_caption(out[-1], rng)
     return out
 
 
@@ -112,9 +108,7 @@ def _batch_source(model: BuiltinDecoder, cfg: DecoderTrainConfig, start: int):
 
 def _start_weights(model: BuiltinDecoder, folder: str) -> None:
     """Copy saved weights (same architecture) into ``model`` before a fresh run: a training folder's
-    raw parameters (where training left off), else a decoder folder's (or ``shipped:decoder``'s) exported
-    (EMA) weights."""
-    folder = resolve(folder, "decoder")
+    raw parameters (where training left off), else a decoder folder's exported (EMA) weights."""
     if has_train_state(folder):
         saved = {k: v.float() for k, v in read_train_state(folder)[1]["params"].items()}
     else:

@@ -176,26 +176,6 @@ def noisy_caption(scene: Scene, rng: np.random.Generator, p_mention: float = 0.6
     return corrupt(text, rng)
 
 
-def pad_caption(text: str, rng: np.random.Generator, max_words: int = 36) -> str:
-    """Appends filler that adds no object: function words, and repeats of spans (1-4 words) of the caption.
-
-    The world's captions tell the object count by their length, so a decoder trained on them draws extra
-    objects for every extra word (``benchmarks/dev_phantoms/``). Padded captions, whose length is drawn
-    uniformly from [its length, ``max_words``], show it words after the last object that name nothing new;
-    a repeated span keeps its words' bindings ("red circle" stays together).
-    """
-    words = text.split()
-    n = int(rng.integers(len(words), max(len(words), max_words) + 1)) if words else 0
-    out = list(words)
-    while len(out) < n:
-        if rng.random() < 0.5:
-            out.append(FUNCTION_WORDS[rng.integers(len(FUNCTION_WORDS))])
-        else:
-            start = int(rng.integers(len(words)))
-            out += words[start:start + int(rng.integers(1, 5))]
-    return " ".join(out[:max(n, len(words))])
-
-
 def vocabulary_words() -> list[str]:
     """Every word any caption of this world can use (the decoder's training words)."""
     cells = (w for cell in CELLS for w in cell.split())
