@@ -25,9 +25,14 @@ at, mean_over_runs = _adaptive.at, _adaptive.mean_over_runs  # decoder A's dev r
 BUDGETS = (4, 8, 16, 24, 32)
 
 
-def mean_a2(k: int, g: float) -> dict:
-    rows = [at(json.loads((HERE / f"run{r}" / f"K{k}" / "report.json").read_text())["sweep"], g) for r in range(3)]
+def mean_of(folders: list[pathlib.Path], g: float) -> dict:
+    """The reports in ``folders`` at guidance ``g``: per metric, the mean and each run's value."""
+    rows = [at(json.loads((f / "report.json").read_text())["sweep"], g) for f in folders]
     return {m: {"mean": float(np.mean([x[m] for x in rows])), "runs": [x[m] for x in rows]} for m in rows[0]}
+
+
+def mean_a2(k: int, g: float) -> dict:
+    return mean_of([HERE / f"run{r}" / f"K{k}" for r in range(3)], g)
 
 
 def main() -> None:

@@ -10,27 +10,17 @@ guidances 2 / 1.5 / 1.5). Pass: (a) raw accuracy and FD both improve from 16 to 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import pathlib
 
-import numpy as np
-
 HERE = pathlib.Path(__file__).parent
+_spec = importlib.util.spec_from_file_location("dev_padded_decoder_summary", HERE / "summary.py")
+_step1 = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_step1)
+mean_of = _step1.mean_of  # reports at one guidance: per metric, the mean and each run's value
 CONTROL, CONTROL_GUIDANCE = HERE.parent / "dev_lowt", {16: 2.0, 24: 1.5, 32: 1.5}
 BUDGETS = (16, 24, 32)
-
-
-def at(folder: pathlib.Path, g: float) -> dict:
-    sweep = json.loads((folder / "report.json").read_text())["sweep"]
-    i = sweep["guidance"].index(g)
-    return {"raw": sweep["accuracy"]["dediffusion"][i], "strict": sweep["accuracy_strict"]["dediffusion"][i],
-            "content": sweep["accuracy_by_attribute"]["dediffusion"][i]["content"],
-            "fd": sweep["frechet_distance"]["probe"]["dediffusion"][i], "kid": sweep["kid"]["probe"]["dediffusion"][i]}
-
-
-def mean_of(folders: list[pathlib.Path], g: float) -> dict:
-    rows = [at(f, g) for f in folders]
-    return {m: {"mean": float(np.mean([x[m] for x in rows])), "runs": [x[m] for x in rows]} for m in rows[0]}
 
 
 def main() -> None:

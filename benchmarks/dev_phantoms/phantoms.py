@@ -75,8 +75,8 @@ def main() -> None:
     chunk_scenes = scenes(1, 0, N)
     truth = targets(chunk_scenes)["content"]
     empty = CONTENTS.index("empty")
-    out = {"model": "shipped:encoder", "decoder": a.decoder or "shipped:decoder", "scenes": f"dev seed 1, 0-{N - 1}", "objects": int((truth != empty).sum()),
-           "empty_cells": int((truth == empty).sum())}
+    out = {"model": "shipped:encoder", "decoder": a.decoder or "shipped:decoder", "scenes": f"dev seed 1, 0-{N - 1}",
+           "objects": int((truth != empty).sum()), "empty_cells": int((truth == empty).sum())}
     for name, (texts, guidance, steps) in conditions(model, chunk_scenes).items():
         out[name] = content_errors(model.decoder, probe, texts, truth, guidance, steps)
         print(name, out[name], flush=True)
