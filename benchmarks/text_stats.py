@@ -9,7 +9,8 @@ are fitted on the texts of 2,000 dev scenes (seed 1, scenes 0-1999) and scored o
 Also the share of emitted words that name a shape, colour, size or position, readability (the share
 of consecutive word pairs that occur in full or human-like captions, and of repeated-word pairs), distinct texts and
 mean length. ``--tokens K`` keeps each encoder's first K tokens; ``--fusion 0,0.2`` adds rows for the reader's
-caption (``dediffusion.apps.reading``: what ``ask`` / ``chat`` / ``vqa-eval`` read). Writes ``text_stats.json`` and ``text_stats.md``.
+caption (``dediffusion.apps.reading``: what ``ask`` / ``chat`` / ``vqa-eval`` read, in its caption layout: the
+sentences layout says the same in the caption grammar's words plus "There are N objects" and "The background is"). Writes ``text_stats.json`` and ``text_stats.md``.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def encoder_texts(ref: str, batch: list, tokens: int | None, fusion: float = 0.0
         model.set_inference(inference_tokens=tokens)
     out = []
     for i in range(0, len(batch), 250):
-        out += reader_texts(model, images_tensor(batch[i : i + 250], model.decoder.resolution), fusion)
+        out += reader_texts(model, images_tensor(batch[i : i + 250], model.decoder.resolution), fusion,
+                            layout="caption")
     return out
 
 

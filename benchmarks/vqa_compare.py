@@ -3,7 +3,8 @@
     python benchmarks/vqa_compare.py benchmarks/vqa_test.json:dediffusion benchmarks/vqa_test.json:human_caption \
         --out benchmarks/vqa_compare/fused_minus_caption.json
 
-A source is ``FILE:SOURCE`` (runs written with per-question ``hits``). For every cell both share (VQA per shot
+A source is ``FILE:SOURCE`` (runs written with per-question ``hits``), or several joined by ``+`` (training runs
+of one recipe: per question the mean hit of the runs, e.g. ``r0.json:dediffusion+r1.json:dediffusion``). For every cell both share (VQA per shot
 count, classification): accuracy of each, A - B and its paired bootstrap 95% interval over questions /
 episodes (``dediffusion.eval.stats.paired_bootstrap``, 2,000 resamples). Writes JSON and prints Markdown rows.
 """
@@ -25,7 +26,16 @@ def cells(path_source: str) -> tuple[dict, dict]:
         out["classification"] = run["classification"][source]["hits"]
     if not out:
         raise SystemExit(f"{path_source}: no per-question hits (rerun vqa-eval with this version)")
-    return out, {k: v for k, v in run["config"].items() if k not in ("sources", "fusion", "shape_decoder")}
+    return out, {k: v for k, v in run["config"].items() if k not in ("sources", "fusion", "shape_decoder", "layout")}
+
+
+def mean_cells(sources: str) -> tuple[dict, dict]:
+    """``cells`` of one source, or the per-question mean hits of several joined by ``+`` (the same questions)."""
+    parts = [cells(s) for s in sources.split("+")]
+    if any(p[1] != parts[0][1] for p in parts):
+        raise SystemExit(f"{sources}: the runs differ in settings other than sources/fusion")
+    names = [k for k in parts[0][0] if all(k in c for c, _ in parts)]
+    return {k: np.mean([np.asarray(c[k], float) for c, _ in parts], axis=0).tolist() for k in names}, parts[0][1]
 
 
 def main(argv=None) -> int:
@@ -36,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("b")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
-    (ca, sa), (cb, sb) = cells(a.a), cells(a.b)
+    (ca, sa), (cb, sb) = mean_cells(a.a), mean_cells(a.b)
     if sa != sb:
         raise SystemExit("the runs differ in settings other than sources/fusion: not the same questions")
     rows = {}

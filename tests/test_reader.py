@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dediffusion.apps.reading import (Mention, caption, captions_by_count, check_shapes, decoder_pick, mentions,
-                                      merged, reader_texts)
+                                      merged, reader_texts, sentences)
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import Scene, full_caption, human_caption
 from dediffusion.model.text_head import fuse_with_lm
@@ -38,6 +38,17 @@ def test_salad_becomes_captions_of_the_objects_it_names_each_once_in_order():
     assert mentions("left left top with".split()) == ([], None)
     later = mentions("a blue square and a large blue square at the bottom right on a gray background".split())
     assert later == ([Mention("blue", "square", "large", "bottom right")], "gray")  # the later mention fills in
+
+
+def test_sentences_state_the_count_then_one_object_each_then_the_background():
+    objects = [Mention("red", "circle", "large", "top right"), Mention("blue", "square")]
+    assert sentences(objects, "gray") == ("There are two objects. A large red circle at the top right. A blue square. "
+                                          "The background is gray.")
+    assert sentences(objects[1:], None) == "There is one object. A blue square."
+    for scene in scenes(3, 0, 50):  # the same content as the caption: the grammar reads both back alike
+        objects, background = mentions(full_caption(scene).split())
+        words = sentences(objects, background).lower().replace(".", "").split()
+        assert mentions(words)[0] == objects and f"is {background}" in " ".join(words)
 
 
 def _score(lp, lm, start, w, seq):
@@ -84,7 +95,7 @@ def test_the_shipped_decoder_prefers_the_caption_with_the_right_number_of_object
     picked = decoder_pick(model.decoder, images_tensor(many, 16), [[f, full_caption(s)] for f, s in zip(first_only, many)])
     assert sum(picked) >= 0.8 * len(many)  # index 1: the caption with every object
     single = [s for s in scenes(5, 0, 200) if len(s.objects) == 1][:20]
-    texts = reader_texts(model, images_tensor(single, 16))
+    texts = reader_texts(model, images_tensor(single, 16), layout="caption")
     assert sum(" and " not in t for t in texts) >= 0.8 * len(single), texts  # one object named
     assert all(t.startswith("a ") and t.endswith(" background") for t in texts), texts
     named = [mentions(t.split())[0][0] for t in texts]
@@ -127,14 +138,26 @@ def test_a_given_shape_decoder_checks_the_shapes_and_the_encoders_own_changes_no
 
     model = load_dediffusion(shipped("encoder")).eval()
     images = images_tensor(scenes(6, 0, 8), 16)
-    default = reader_texts(model, images)
-    assert reader_texts(model, images, shape_decoder=model.decoder) == default
-    lover = reader_texts(model, images, shape_decoder=_TriangleLover(model.decoder))
+    default = reader_texts(model, images, layout="caption")
+    assert reader_texts(model, images, shape_decoder=model.decoder, layout="caption") == default
+    lover = reader_texts(model, images, shape_decoder=_TriangleLover(model.decoder), layout="caption")
     assert sum(" triangle" in t for t in lover) > sum(" triangle" in t for t in default)
     for before, after in zip(default, lover):
         objects, background = mentions(before.split())
         triangles = merged([replace(o, shape="triangle") for o in objects])  # twins after the check merge
         assert after == (caption(triangles, background) if objects else before)
+
+
+def test_the_default_sentences_layout_writes_what_the_caption_layout_keeps():
+    from dediffusion import load_dediffusion, shipped
+
+    model = load_dediffusion(shipped("encoder")).eval()
+    images = images_tensor(scenes(6, 0, 8), 16)
+    for text, written in zip(reader_texts(model, images, layout="caption"), reader_texts(model, images)):
+        objects, background = mentions(text.split())
+        assert written == (sentences(objects, background) if objects else text)
+    with pytest.raises(ValueError, match="unknown layout"):
+        reader_texts(model, images, layout="haiku")
 
 
 def test_the_shape_decoder_must_be_a_builtin_decoder_and_needs_the_readers_caption(tiny_decoder_dir):
@@ -144,3 +167,21 @@ def test_the_shape_decoder_must_be_a_builtin_decoder_and_needs_the_readers_capti
         load_shape_decoder(tiny_decoder_dir, 0.0)
     decoder_b = pathlib.Path(__file__).parents[1] / "benchmarks" / "checkpoints" / "decoder_b"
     assert load_shape_decoder(decoder_b, 0.2).kind == "builtin"
+
+
+def test_encode_writes_the_readers_text_in_either_layout(tmp_path, capsys):
+    from PIL import Image
+
+    from dediffusion.cli.main import main
+    from dediffusion.data.world.scenes import render, sample_scene
+
+    path = tmp_path / "scene.png"
+    Image.fromarray(render(sample_scene(7, 3))).save(path)
+    texts = {}
+    for layout in ("sentences", "caption"):
+        assert main(["encode", str(path), "--fusion", "0.2", "--layout", layout]) == 0
+        texts[layout] = capsys.readouterr().out.strip().split("\t")[-1]
+    objects, background = mentions(texts["caption"].split())
+    assert objects and texts["sentences"] == sentences(objects, background)
+    with pytest.raises(SystemExit):
+        main(["encode", str(path), "--fusion", "0.2", "--layout", "haiku"])

@@ -159,7 +159,8 @@ def test_demo_prints_texts_and_writes_the_grid(tmp_path, capsys):
     assert captions == [human_caption(s) for s in batch]
     assert len(texts) == n and all(t.split() for t in texts)
     readings = [line.split(": ", 1)[1] for line in out.splitlines() if "as an LLM reads:" in line]
-    assert len(readings) == n and all(r != t and " at the " in r for r, t in zip(readings, texts))  # caption grammar
+    assert len(readings) == n and all(r != t and r.startswith("There ") and " at the " in r
+                                      for r, t in zip(readings, texts))  # the caption grammar, as sentences
     grid = np.asarray(Image.open(tmp_path / "demo" / "grid.png").convert("RGB"))
     side, pad, scale = 16, 1, 8  # the shipped decoder's resolution; gutters of 1 px; x8 nearest
     assert grid.shape == ((n * (side + pad) + pad) * scale, (3 * (side + pad) + pad) * scale, 3)

@@ -2,7 +2,9 @@
 query's context scores exactly what that context reveals."""
 import pytest
 
-from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, run_eval
+from dediffusion.apps.reading import mentions
+from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, full_sentences, human_sentences, run_eval
+from dediffusion.data.world.scenes import full_caption, sample_scene
 
 
 class EchoLLM:
@@ -42,8 +44,8 @@ def test_every_cell_is_reported(result):
         assert set(by_shot) == {"0", "2"}
         assert all(cell["n"] == 40 for cell in by_shot.values())
     assert sum(result["question_kinds"].values()) == 40
-    assert len(result["_chats"]) == 4 * 40  # 0-shot: chat
-    assert len(result["_prompts"]) == 4 * 40 + 4 * 10  # 2-shot and classification: completion
+    assert len(result["_chats"]) == len(SOURCES) * 40  # 0-shot: chat
+    assert len(result["_prompts"]) == len(SOURCES) * (40 + 10)  # 2-shot and classification: completion
 
 
 def test_echoed_full_caption_answers_background_and_classification(result):
@@ -56,6 +58,18 @@ def test_echoed_full_caption_answers_background_and_classification(result):
     assert result["classification"]["no_context"]["accuracy"] == 0.0
 
 
+def test_the_sentences_layouts_state_the_count_and_keep_each_captions_content(result):
+    vqa = result["vqa"]
+    for source in ("human_sentences", "full_sentences"):
+        assert vqa[source]["0"]["by_kind"]["count"] == 1.0  # "There are two objects."
+    assert vqa["human_caption"]["0"]["by_kind"]["count"] == 0.0  # no number in "a red circle and a blue square"
+    scene = sample_scene(1, 0)
+    assert mentions(full_sentences(scene).lower().replace(".", "").split())[0] == mentions(full_caption(scene).split())[0]
+    assert full_sentences(scene).endswith(f"The background is {scene.background}.")
+    assert "background" not in human_sentences(scene)  # the human caption's content only
+    assert result["classification"]["human_sentences"]["accuracy"] == 1.0
+
+
 def test_fake_dediffusion_text_answers_count(result):
     # "scene with N things" contains only the right count
     assert result["vqa"]["dediffusion"]["0"]["by_kind"]["count"] == 1.0
@@ -63,7 +77,7 @@ def test_fake_dediffusion_text_answers_count(result):
 
 def test_shots_are_in_the_prompt_and_differ_from_the_query(result):
     two_shot = [p for p in result["_prompts"] if p.count("Short answer:") == 3]
-    assert len(two_shot) == 4 * 40
+    assert len(two_shot) == len(SOURCES) * 40
     assert all(p.startswith("Answer the question given the context.\n\n") for p in two_shot)
 
 

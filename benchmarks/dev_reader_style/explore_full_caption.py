@@ -1,3 +1,10 @@
+"""Seen before RULE.md (dev, no reader): the full caption's content in two more layouts, as the LLM's context.
+
+    OMP_NUM_THREADS=1 python benchmarks/dev_reader_style/explore_full_caption.py sentences   # or compact
+
+Writes /tmp/fmt/full_<layout>.json (kept here as full_<layout>.json). The sentences layout is what
+``dediffusion vqa-eval --sources full_sentences`` now asks with (``apps/vqa.py``); compact was not carried on.
+"""
 import json, sys, torch
 from dediffusion.apps.llm import default_llm
 from dediffusion.apps.vqa import VQAEvalConfig, run_eval

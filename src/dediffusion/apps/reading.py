@@ -15,6 +15,8 @@ loss (``benchmarks/dev_fusion/lm_fusion.md``), so the decoder keeps the argmax t
 Both decoder picks score candidates by the error of the implied noise estimate over t in [50, 999]
 (``benchmarks/dev_pick_eps``: dev classification unchanged at 0.900, 3-shot 0.480 -> 0.525; single-object colour +
 shape 0.848 -> 0.920).
+(6) ``layout``: the kept objects are written as the world's caption or as short sentences ("There are two
+objects. A large red circle at the top right. ...", ``benchmarks/dev_reader_style``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from dediffusion.model.autoencoder import words_outside_captions
 from dediffusion.model.synthesis import decoder_pick
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
+READER_LAYOUT = "sentences"  # how the reader writes what it keeps (LAYOUTS), chosen on dev (benchmarks/dev_reader_style)
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def fusion_fits(model) -> bool:
@@ -94,15 +98,36 @@ def caption(objects: list[Mention], background: str | None) -> str:
     return f"{text} on a {background} background".strip() if background else text
 
 
+def sentences(objects: list[Mention], background: str | None) -> str:
+    """``objects`` on ``background`` as short sentences, the count first: "There are two objects. A large red
+    circle at the top right. A blue square. The background is gray." (a 135M LLM reads these best)."""
+    n = len(objects)
+    count = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
+    lines = [f"There {'is' if n == 1 else 'are'} {count} object{'' if n == 1 else 's'}."]
+    lines += [o.phrase()[0].upper() + o.phrase()[1:] + "." for o in objects]
+    lines += [f"The background is {background}."] if background else []
+    return " ".join(lines)
+
+
+LAYOUTS = {"caption": caption, "sentences": sentences}
+
+
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (layouts: {', '.join(LAYOUTS)})")
+    return layout
+
+
 def captions_by_count(objects: list[Mention], background: str | None) -> list[str]:
     """Captions of the first k ``objects`` on ``background``, k = 1 .. all."""
     return [caption(objects[:k], background) for k in range(1, len(objects) + 1)]
 
 
-def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]]) -> list[str]:
-    """Captions of ``read`` ((objects, background) per image) after the decoder picks each object's shape in
-    turn among the world's shapes (objects that then repeat are merged); an image whose text names no object
-    keeps none."""
+def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]],
+                 write=caption) -> list[str]:
+    """Captions (or ``write``'s texts) of ``read`` ((objects, background) per image) after the decoder picks each
+    object's shape in turn among the world's shapes (objects that then repeat are merged); an image whose text
+    names no object keeps none. The decoder's candidates are always captions (what it was trained on)."""
     read = [(list(objects), background) for objects, background in read]
     for i in range(max((len(o) for o, _ in read), default=0)):
         todo = [j for j, (o, _) in enumerate(read) if len(o) > i]
@@ -111,7 +136,7 @@ def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], 
                  for j, ms in zip(todo, options)]
         for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts)):
             read[j][0][i] = ms[k]
-    return [caption(merged(o), b) for o, b in read]
+    return [write(merged(o), b) for o, b in read]
 
 
 def load_shape_decoder(folder, fusion: float):
@@ -155,33 +180,33 @@ def read_objects(model, images: torch.Tensor, weight: float, choose: bool = True
 
 @torch.inference_mode()
 def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
-                 shapes: bool = True, shape_decoder=None) -> list[str]:
+                 shapes: bool = True, shape_decoder=None, layout: str = READER_LAYOUT) -> list[str]:
     """Texts of ``images`` (B,3,H,W) in [0, 1] for a reader (``fusion`` 0: the decoder's argmax text).
 
     With fusion: the logits searched with the caption LM at ``reader_weight``, read as captions of the
     first k objects they name, k chosen by the decoder (``choose``; else all of them), then each object's
     shape checked by the decoder (``shapes``), or by ``shape_decoder`` where given (``load_shape_decoder``;
-    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``). A text that names no object is
-    kept as it is.
+    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``), written in ``layout`` (LAYOUTS). A
+    text that names no object is kept as it is.
     """
-    weight = reader_weight(model, fusion)
+    weight, write = reader_weight(model, fusion), LAYOUTS[check_layout(layout)]
     if not weight:
         return fused_texts(model, images, 0.0)
     fused, read = read_objects(model, images, weight, choose)
     checker = shape_decoder if shape_decoder is not None else model.decoder
-    texts = check_shapes(checker, images, read) if shapes else [caption(o, b) for o, b in read]
+    texts = check_shapes(checker, images, read, write) if shapes else [write(o, b) for o, b in read]
     return [t if o else f for t, (o, _), f in zip(texts, read, fused)]
 
 
 class ReaderModel:
     """A model whose ``texts`` are the reader's at ``fusion`` (``encode --fusion``): what the bulk encoders take."""
 
-    def __init__(self, model, fusion: float | None = None):
-        self.model, self.fusion = model, reader_weight(model, fusion)
+    def __init__(self, model, fusion: float | None = None, layout: str = READER_LAYOUT):
+        self.model, self.fusion, self.layout = model, reader_weight(model, fusion), check_layout(layout)
 
     def to(self, device) -> "ReaderModel":
         self.model.to(device)
         return self
 
     def texts(self, images: torch.Tensor) -> list[str]:
-        return reader_texts(self.model, images, self.fusion)
+        return reader_texts(self.model, images, self.fusion, layout=self.layout)

@@ -3,7 +3,8 @@
 The paper's Table 2 question, in miniature: how well does a frozen LLM answer
 questions about an image from (a) its De-Diffusion text, (b) a human-like caption,
 (c) the full caption, (d) no context at all (the paper's blank-image control, 43.4
-on VQAv2), at 0 and k shots; and open-ended few-shot classification with task
+on VQAv2), (e) the human-like and full captions' content in the reader's sentences layout
+(``human_sentences``, ``full_sentences``: what layout alone is worth), at 0 and k shots; and open-ended few-shot classification with task
 induction (Table 3, 5-way 1-shot). Query scenes come from stream ``seed``, few-shot
 examples from stream ``shot_seed``; neither may be the training seed (0). Questions are
 asked exactly as ``ask`` asks them (``answer.py``): 0-shot through the LLM's chat template,
@@ -21,12 +22,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dediffusion.data.world.batches import scenes as scene_range
-from dediffusion.data.world.scenes import COLOURS, SHAPES, Scene, full_caption, human_caption, sample_scene
+from dediffusion.data.world.scenes import CELLS, COLOURS, SHAPES, Scene, full_caption, human_caption, sample_scene
 from dediffusion.apps.answer import MAX_TOKENS, answers, completions
 from dediffusion.apps.llm_prompts import Example, classification_prompt, first_line
 from dediffusion.apps.questions import CANDIDATES, KINDS, Question, is_correct, question_stream
+from dediffusion.apps.reading import Mention, sentences
 
-SOURCES = ("dediffusion", "human_caption", "full_caption", "no_context")
+SOURCES = ("dediffusion", "human_caption", "full_caption", "no_context", "human_sentences", "full_sentences")
 CLASSES = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)  # single-object scenes: colour + shape
 
 
@@ -44,12 +46,24 @@ class VQAEvalConfig:
     train_seed: int = 0
     fusion: float = 0.0  # head.lm_fusion of the De-Diffusion contexts (apps/reading.py), recorded
     shape_decoder: str = ""  # the decoder that checked the reader's shapes ("": the encoder's own), recorded
+    layout: str = ""  # how the reader wrote the De-Diffusion contexts (apps/reading.py LAYOUTS), recorded
 
 
 TextsFn = Callable[[list[Scene]], list[str]]  # scenes -> De-Diffusion texts of their rendered images
 
 
-CAPTIONS = {"human_caption": human_caption, "full_caption": full_caption, "no_context": lambda scene: ""}
+def human_sentences(scene: Scene) -> str:
+    """The human-like caption's content (colour and shape of each object) in the reader's sentences layout."""
+    return sentences([Mention(o.colour, o.shape) for o in scene.objects], None)
+
+
+def full_sentences(scene: Scene) -> str:
+    """The full caption's content in the reader's sentences layout."""
+    return sentences([Mention(o.colour, o.shape, o.size, CELLS[o.cell]) for o in scene.objects], scene.background)
+
+
+CAPTIONS = {"human_caption": human_caption, "full_caption": full_caption, "no_context": lambda scene: "",
+            "human_sentences": human_sentences, "full_sentences": full_sentences}
 
 
 def _contexts(source: str, scenes: list[Scene], dd_texts: TextsFn) -> list[str]:

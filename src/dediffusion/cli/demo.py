@@ -28,7 +28,7 @@ def run_demo(out, n: int = 6, seed: int = 12345, steps: int = 25, guidance: floa
     rows = [[images[i], from_text[i], from_caption[i]] for i in range(n)]
     save_image(grid(rows), path, scale=8)
     print(f"wrote {path} (columns: original | from De-Diffusion text | from human-like caption); the decoder reads "
-          f"the De-Diffusion text, ask/chat a caption written from the same logits (--fusion {READER_FUSION}; "
+          f"the De-Diffusion text, ask/chat sentences written from the same logits (--fusion {READER_FUSION}; "
           "dediffusion.apps.reading)")
     return path
 
