@@ -1,3 +1,11 @@
+"""Seen before RULE.md (dev stream 1, object level, no LLM): the reader's objects by forward selection.
+
+    OMP_NUM_THREADS=1 python benchmarks/dev_reader_select/explore.py 0 150   # and 150 300 (explore.log)
+
+Standalone: it carries its own copy of the candidate and forward-selection code, which left the package when
+the rule failed (commit 0af7a4d has it as ``--select greedy``). Rows: current reader, forward selection from the
+fused text, and from the fused and argmax texts (named shapes kept).
+"""
 import torch, collections, sys, time
 from dataclasses import replace
 from dediffusion.apps import reading as R

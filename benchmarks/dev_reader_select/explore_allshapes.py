@@ -1,3 +1,8 @@
+"""Seen before RULE.md: forward selection from the fused and argmax texts, every candidate once per shape (the
+variant the rule tested; ``explore.py`` otherwise).
+
+    OMP_NUM_THREADS=1 python benchmarks/dev_reader_select/explore_allshapes.py 0 150   # and 150 300
+"""
 import torch, collections, sys, time
 from dataclasses import replace
 from dediffusion.apps import reading as R

@@ -15,9 +15,6 @@ loss (``benchmarks/dev_fusion/lm_fusion.md``), so the decoder keeps the argmax t
 Both decoder picks score candidates by the error of the implied noise estimate over t in [50, 999]
 (``benchmarks/dev_pick_eps``: dev classification unchanged at 0.900, 3-shot 0.480 -> 0.525; single-object colour +
 shape 0.848 -> 0.920).
-``select="greedy"`` replaces (2)-(5): every colour the fused or the argmax text names (with size and cell
-where given) is a candidate object, once per shape, and the decoder adds candidates one at a time while its
-loss falls (forward selection; ``benchmarks/dev_reader_select``).
 (6) ``layout``: the kept objects are written as the world's caption or as short sentences ("There are two
 objects. A large red circle at the top right. ...", ``benchmarks/dev_reader_style``).
 """
@@ -32,8 +29,6 @@ from dediffusion.model.autoencoder import words_outside_captions
 from dediffusion.model.synthesis import decoder_pick
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
-READER_SELECT = "prefix"  # how the reader chooses the objects it keeps (SELECTIONS)
-SELECTIONS = ("prefix", "greedy")
 READER_LAYOUT = "sentences"  # how the reader writes what it keeps (LAYOUTS), chosen on dev (benchmarks/dev_reader_style)
 _NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -161,42 +156,6 @@ def load_shape_decoder(folder, fusion: float):
     return decoder.eval()
 
 
-def object_candidates(texts: list[str]) -> list[Mention]:
-    """Every object the ``texts`` name by colour (the next word need not be a shape), with the size before and
-    "at the <cell>" after where given, once per world shape, in order of first mention, no repeats."""
-    out: list[Mention] = []
-    for words in (t.split() for t in texts):
-        for i, w in enumerate(words):
-            if w not in COLOURS:
-                continue
-            j = i + 2 if i + 1 < len(words) and words[i + 1] in SHAPES else i + 1
-            where = " ".join(words[j + 2:j + 4]) if words[j:j + 2] == ["at", "the"] else None
-            size = words[i - 1] if i and words[i - 1] in SIZES else None
-            for shape in SHAPES:
-                m = Mention(w, shape, size, where if where in CELLS else None)
-                if m not in out:
-                    out.append(m)
-    return out
-
-
-def select_objects(decoder, image: torch.Tensor, candidates: list[Mention], background: str | None,
-                   most: int = len(CELLS)) -> list[Mention]:
-    """Forward selection by analysis by synthesis: starting from no object, add the candidate under whose caption
-    the decoder denoises ``image`` (3,H,W) best, while that beats the caption so far (at least one, at most
-    ``most``); repeats merged."""
-    kept: list[Mention] = []
-    while len(kept) < most:
-        rest = [c for c in candidates if c not in kept]
-        if not rest:
-            break
-        options = ([caption(kept, background)] if kept else []) + [caption(kept + [c], background) for c in rest]
-        k = decoder_pick(decoder, image[None], [options])[0] - (1 if kept else 0)
-        if k < 0:
-            break
-        kept.append(rest[k])
-    return merged(kept)
-
-
 def fused_texts(model, images: torch.Tensor, weight: float) -> list[str]:
     """The encoder's texts of ``images`` searched with the caption LM at ``weight`` (0: the argmax text)."""
     before = model.cfg.head.lm_fusion
@@ -219,40 +178,21 @@ def read_objects(model, images: torch.Tensor, weight: float, choose: bool = True
     return fused, [(o[:k], b) for (o, b), k in zip(read, ks)]
 
 
-def select_reads(model, images: torch.Tensor, weight: float):
-    """``select="greedy"``: (fused texts, (objects, background) per image), the objects chosen by
-    ``select_objects`` among those the fused and the argmax texts name, the background the fused text's."""
-    fused, argmax = fused_texts(model, images, weight), fused_texts(model, images, 0.0)
-    reads = []
-    for image, f, a in zip(images, fused, argmax):
-        background = mentions(f.split())[1]
-        reads.append((select_objects(model.decoder, image, object_candidates([f, a]), background), background))
-    return fused, reads
-
-
 @torch.inference_mode()
 def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
-                 shapes: bool = True, shape_decoder=None, layout: str = READER_LAYOUT,
-                 select: str = READER_SELECT) -> list[str]:
+                 shapes: bool = True, shape_decoder=None, layout: str = READER_LAYOUT) -> list[str]:
     """Texts of ``images`` (B,3,H,W) in [0, 1] for a reader (``fusion`` 0: the decoder's argmax text).
 
     With fusion: the logits searched with the caption LM at ``reader_weight``, read as captions of the
     first k objects they name, k chosen by the decoder (``choose``; else all of them), then each object's
     shape checked by the decoder (``shapes``), or by ``shape_decoder`` where given (``load_shape_decoder``;
-    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``), written in ``layout`` (LAYOUTS). With
-    ``select="greedy"`` the objects come from ``select_reads`` instead (``choose`` and ``shapes`` unused; a
-    ``shape_decoder`` checks their shapes after). A text that names no object is kept as it is.
+    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``), written in ``layout`` (LAYOUTS). A
+    text that names no object is kept as it is.
     """
     weight, write = reader_weight(model, fusion), LAYOUTS[check_layout(layout)]
-    if select not in SELECTIONS:
-        raise ValueError(f"unknown object selection {select!r} (selections: {', '.join(SELECTIONS)})")
     if not weight:
         return fused_texts(model, images, 0.0)
-    if select == "greedy":
-        fused, read = select_reads(model, images, weight)
-        shapes = shape_decoder is not None
-    else:
-        fused, read = read_objects(model, images, weight, choose)
+    fused, read = read_objects(model, images, weight, choose)
     checker = shape_decoder if shape_decoder is not None else model.decoder
     texts = check_shapes(checker, images, read, write) if shapes else [write(o, b) for o, b in read]
     return [t if o else f for t, (o, _), f in zip(texts, read, fused)]
@@ -261,12 +201,12 @@ def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choos
 class ReaderModel:
     """A model whose ``texts`` are the reader's at ``fusion`` (``encode --fusion``): what the bulk encoders take."""
 
-    def __init__(self, model, fusion: float | None = None, layout: str = READER_LAYOUT, select: str = READER_SELECT):
-        self.model, self.fusion, self.layout, self.select = model, reader_weight(model, fusion), check_layout(layout), select
+    def __init__(self, model, fusion: float | None = None, layout: str = READER_LAYOUT):
+        self.model, self.fusion, self.layout = model, reader_weight(model, fusion), check_layout(layout)
 
     def to(self, device) -> "ReaderModel":
         self.model.to(device)
         return self
 
     def texts(self, images: torch.Tensor) -> list[str]:
-        return reader_texts(self.model, images, self.fusion, layout=self.layout, select=self.select)
+        return reader_texts(self.model, images, self.fusion, layout=self.layout)

@@ -47,7 +47,6 @@ class VQAEvalConfig:
     fusion: float = 0.0  # head.lm_fusion of the De-Diffusion contexts (apps/reading.py), recorded
     shape_decoder: str = ""  # the decoder that checked the reader's shapes ("": the encoder's own), recorded
     layout: str = ""  # how the reader wrote the De-Diffusion contexts (apps/reading.py LAYOUTS), recorded
-    select: str = ""  # how the reader chose their objects (apps/reading.py SELECTIONS), recorded
 
 
 TextsFn = Callable[[list[Scene]], list[str]]  # scenes -> De-Diffusion texts of their rendered images

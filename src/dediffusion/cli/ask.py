@@ -8,8 +8,7 @@ import sys
 from dediffusion.apps.answer import MAX_TOKENS, replies, shown_prompt
 from dediffusion.apps.llm import LLMError, LocalLLM, default_llm
 from dediffusion.apps.llm_prompts import chat_messages, extract_answer, first_sentence, load_shots
-from dediffusion.apps.reading import (LAYOUTS, READER_FUSION, READER_LAYOUT, READER_SELECT, SELECTIONS, load_shape_decoder,
-                                      reader_texts, reader_weight)
+from dediffusion.apps.reading import LAYOUTS, READER_FUSION, READER_LAYOUT, load_shape_decoder, reader_texts, reader_weight
 from dediffusion.apps.remote import API_KEY_ENV, RemoteConfig, RemoteLLM
 from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
 from dediffusion.cli.common import err
@@ -45,7 +44,7 @@ def _context_and_llm(a):
         except ImageInputError as e:
             raise ValueError(str(e)) from None
         checker = load_shape_decoder(a.shape_decoder, reader_weight(model, a.fusion)) if a.shape_decoder else None
-        text = reader_texts(model, image[None], a.fusion, shape_decoder=checker, layout=a.layout, select=a.select)[0]
+        text = reader_texts(model, image[None], a.fusion, shape_decoder=checker, layout=a.layout)[0]
     if a.show_context:
         print(f"image text: {text}", file=sys.stderr)
     return text, build_llm(a)
@@ -120,7 +119,7 @@ def cmd_vqa_eval(a) -> int:
     cfg = VQAEvalConfig(seed=a.seed, shot_seed=a.shot_seed, n_questions=a.n, shots=shots, sources=sources,
                         n_episodes=a.episodes, ways=a.ways, batch_size=a.batch_size,
                         max_tokens=a.max_tokens or VQAEvalConfig.max_tokens, train_seed=model.cfg.train_seed,
-                        fusion=fusion, shape_decoder=a.shape_decoder or "", layout=a.layout if fusion else "", select=a.select if fusion else "")
+                        fusion=fusion, shape_decoder=a.shape_decoder or "", layout=a.layout if fusion else "")
     if cfg.train_seed in (cfg.seed, cfg.shot_seed):
         raise ValueError(f"seed {cfg.train_seed} is the training seed; pick unseen ones")
     checker = load_shape_decoder(a.shape_decoder, fusion) if a.shape_decoder else None
@@ -128,7 +127,7 @@ def cmd_vqa_eval(a) -> int:
 
     def dd_texts(scenes):
         return reader_texts(model, images_tensor(scenes, model.decoder.resolution), fusion, shape_decoder=checker,
-                            layout=a.layout, select=a.select)
+                            layout=a.layout)
 
     return _report(run_eval(cfg, llm, dd_texts, progress=not a.json), a)
 
@@ -162,7 +161,7 @@ def _context_flags(p) -> None:
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
     p.add_argument("--show-context", action="store_true", help="print the context text on stderr")
     fusion_flag(p)
-    reader_flags(p)
+    layout_flag(p)
     shape_decoder_flag(p)
 
 
@@ -172,12 +171,9 @@ def fusion_flag(p) -> None:
                    "text)")
 
 
-def reader_flags(p) -> None:
+def layout_flag(p) -> None:
     p.add_argument("--layout", choices=tuple(LAYOUTS), default=READER_LAYOUT, help="how the caption the LLM reads is "
                    f"written (default {READER_LAYOUT}; benchmarks/dev_reader_style)")
-    p.add_argument("--select", choices=SELECTIONS, default=READER_SELECT, help="how the reader chooses the objects "
-                   "it writes: the first k the fused text names (prefix) or every colour either text names, added "
-                   f"while the decoder's loss falls (greedy; slower) (default {READER_SELECT}; benchmarks/dev_reader_select)")
 
 
 def shape_decoder_flag(p) -> None:
@@ -214,7 +210,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--model", help="encoder checkpoint folder (default: shipped)")
     fusion_flag(p)
-    reader_flags(p)
+    layout_flag(p)
     shape_decoder_flag(p)
     p.add_argument("-o", "--output", help="also write the JSON result here")
     p.add_argument("--json", action="store_true")

@@ -38,7 +38,7 @@ def cmd_encode(a) -> int:
     model = load_model(a.model, a.decoder, a.tokens, a.backbone, a.adaptive_length)
     items = data_items(a.images, model.decoder.resolution)  # files, folders and WebDataset shards
     if a.fusion:  # the text for readers (apps/reading.py), not the one the decoder reads
-        model = ReaderModel(model, a.fusion, a.layout, a.select)
+        model = ReaderModel(model, a.fusion, a.layout)
     if a.out:  # one process, or one of torchrun's (bulk/ranked.py)
         summary = encode_command(model, items, a.out, a.batch_size, a.device, on_error=report_bad,
                                  report=lambda line: print(line, file=sys.stderr))
@@ -169,7 +169,7 @@ def _image_parsers(sub) -> None:
     p.add_argument("--fusion", type=float, default=0.0, metavar="W", help="write the text `ask` gives the LLM "
                    "(0.2): the logits searched with a caption language model at weight W, written as the objects "
                    "they name (default 0: the decoder's text; embedded-world encoders only)")
-    ask.reader_flags(p)
+    ask.layout_flag(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="text -> image with the decoder")
