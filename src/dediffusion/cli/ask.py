@@ -172,7 +172,7 @@ def fusion_flag(p) -> None:
 
 
 def layout_flag(p) -> None:
-    p.add_argument("--layout", choices=tuple(LAYOUTS), default=READER_LAYOUT, help="how the caption the LLM reads is "
+    p.add_argument("--layout", choices=tuple(LAYOUTS), default=READER_LAYOUT, help="how the text the LLM reads is "
                    f"written (default {READER_LAYOUT}; benchmarks/dev_reader_style)")
 
 

@@ -85,7 +85,7 @@ class Engine:
             return generate(self.model.decoder, [text], steps=steps, guidance=guidance, seed=seed)[0]
 
     def reader_text(self, image: torch.Tensor) -> str:
-        """The text /ask gives the LLM for one (3,H,W) image: the reader's caption, as ``dediffusion ask``."""
+        """The text /ask gives the LLM for one (3,H,W) image: the reader's text (sentences), as ``dediffusion ask``."""
         return reader_texts(self.model, image[None], self.cfg.fusion)[0]
 
     def ask(self, context: str, question: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ class ServeConfig:
     graceful_timeout_s: int = 30  # on shutdown, in-flight requests get this long to finish
     scene_seed: int = 12345  # scenes drawn for the page (not the training seed 0)
     ask_max_tokens: int | None = None  # longest LLM reply for /ask (None: the ask command's default)
-    fusion: float | None = None  # /ask reads the caption written from the image (apps/reading.py; None: as ``ask``)
+    fusion: float | None = None  # /ask reads the text written from the image (apps/reading.py; None: as ``ask``)
 
     def __post_init__(self) -> None:
         checks = {"max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0,
