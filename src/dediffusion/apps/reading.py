@@ -29,7 +29,7 @@ from dediffusion.model.autoencoder import words_outside_captions
 from dediffusion.model.synthesis import decoder_pick
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
-READER_LAYOUT = "sentences"  # how the reader writes what it keeps (LAYOUTS), chosen on dev (benchmarks/dev_reader_style)
+READER_LAYOUT = "sentences"  # how the reader writes what it keeps (LAYOUTS); chosen on dev (dev_reader_style)
 _NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 

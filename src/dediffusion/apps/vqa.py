@@ -4,9 +4,10 @@ The paper's Table 2 question, in miniature: how well does a frozen LLM answer
 questions about an image from (a) its De-Diffusion text, (b) a human-like caption,
 (c) the full caption, (d) no context at all (the paper's blank-image control, 43.4
 on VQAv2), (e) the human-like and full captions' content in the reader's sentences layout
-(``human_sentences``, ``full_sentences``: what layout alone is worth), at 0 and k shots; and open-ended few-shot classification with task
-induction (Table 3, 5-way 1-shot). Query scenes come from stream ``seed``, few-shot
-examples from stream ``shot_seed``; neither may be the training seed (0). Questions are
+(``human_sentences``, ``full_sentences``: what layout alone is worth), at 0 and k shots; and
+open-ended few-shot classification with task induction (Table 3, 5-way 1-shot). Query scenes
+come from stream ``seed``, few-shot examples from stream ``shot_seed``; neither may be the
+training seed (0). Questions are
 asked exactly as ``ask`` asks them (``answer.py``): 0-shot through the LLM's chat template,
 k-shot with the paper's completion prompt.
 """

@@ -8,7 +8,8 @@ import sys
 from dediffusion.apps.answer import MAX_TOKENS, replies, shown_prompt
 from dediffusion.apps.llm import LLMError, LocalLLM, default_llm
 from dediffusion.apps.llm_prompts import chat_messages, extract_answer, first_sentence, load_shots
-from dediffusion.apps.reading import LAYOUTS, READER_FUSION, READER_LAYOUT, load_shape_decoder, reader_texts, reader_weight
+from dediffusion.apps.reading import (LAYOUTS, READER_FUSION, READER_LAYOUT, load_shape_decoder, reader_texts,
+                                      reader_weight)
 from dediffusion.apps.remote import API_KEY_ENV, RemoteConfig, RemoteLLM
 from dediffusion.apps.vqa import SOURCES, VQAEvalConfig, merge_results, run_eval
 from dediffusion.cli.common import err
