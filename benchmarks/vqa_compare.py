@@ -26,7 +26,9 @@ def cells(path_source: str) -> tuple[dict, dict]:
         out["classification"] = run["classification"][source]["hits"]
     if not out:
         raise SystemExit(f"{path_source}: no per-question hits (rerun vqa-eval with this version)")
-    return out, {k: v for k, v in run["config"].items() if k not in ("sources", "fusion", "shape_decoder", "layout", "select")}
+    # settings that do not change which questions a cell asks (episode counts: paired lengths must still match)
+    ignored = ("sources", "fusion", "shape_decoder", "layout", "select", "shots", "n_episodes")
+    return out, {k: v for k, v in run["config"].items() if k not in ignored}
 
 
 def mean_cells(sources: str) -> tuple[dict, dict]:

@@ -56,7 +56,7 @@ def test_zero_shot_question_is_rendered_through_the_chat_template(tiny):
     rendered = shown_prompt(tiny, query)
     assert rendered == ("<|im_start|>system\n" + ANSWER_SYSTEM.format(context=query[0]) + "<|im_end|>\n"
                         "<|im_start|>user\nWhat colour is the background?<|im_end|>\n<|im_start|>assistant\n")
-    assert "terse, possibly noisy list of words" in rendered
+    assert "terse, possibly noisy description" in rendered
     assert replies(tiny, [query]) == [tiny.complete(rendered, MAX_TOKENS).strip()]
 
 

@@ -51,7 +51,7 @@ def test_chat_messages_seed_the_image_text_and_keep_turns():
     msgs = chat_messages("a red circle", [("what colour?", "red")], "what shape?")
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     system = msgs[0]["content"]
-    assert system.endswith("\nContext: a red circle") and "terse, possibly noisy list of words" in system
+    assert system.endswith("\nContext: a red circle") and "terse, possibly noisy description" in system
     assert "one short sentence" in system and "do not repeat the context" in system
     assert msgs[1:] == [{"role": "user", "content": "what colour?"}, {"role": "assistant", "content": "red"},
                         {"role": "user", "content": "what shape?"}]
@@ -62,7 +62,7 @@ def test_answer_messages_put_note_and_context_in_the_system_message():
     assert msgs == [{"role": "system", "content": ANSWER_SYSTEM.format(context="red circle top left")},
                     {"role": "user", "content": "What colour is the circle?"}]
     system = msgs[0]["content"]
-    assert "terse, possibly noisy list of words" in system and "De-Diffusion text" in system
+    assert "terse, possibly noisy description" in system and "De-Diffusion text" in system
     assert "one to three words" in system and system.endswith("\nContext: red circle top left")
     assert answer_messages("", "Q?")[0]["content"].endswith("Context: (empty)")
     with pytest.raises(ValueError, match="empty question"):

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 VQA_INSTRUCTION = "Answer the question given the context."  # paper, Sec. 4.2
 CAPTION_INSTRUCTION = "Write a short caption for the image given the context."
 CLASSIFY_INSTRUCTION = "Name the class of the image given the context."
-CONTEXT_NOTE = ("You answer questions about an image from its context, a terse, possibly noisy list of words "
-                "describing it (De-Diffusion text).")
+CONTEXT_NOTE = ("You answer questions about an image from its context, a terse, possibly noisy description of it "
+                "(De-Diffusion text).")
 ANSWER_SYSTEM = CONTEXT_NOTE + " Reply with only the answer: one to three words, not a sentence.\nContext: {context}"
 CHAT_SYSTEM = ("You are talking with a user about an image you cannot see. " + CONTEXT_NOTE +
                " Answer in one short sentence, in your own words; do not repeat the context. "
