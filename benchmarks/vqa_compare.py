@@ -4,9 +4,10 @@
         --out benchmarks/vqa_compare/fused_minus_caption.json
 
 A source is ``FILE:SOURCE`` (runs written with per-question ``hits``), or several joined by ``+`` (training runs
-of one recipe: per question the mean hit of the runs, e.g. ``r0.json:dediffusion+r1.json:dediffusion``). For every cell both share (VQA per shot
-count, classification): accuracy of each, A - B and its paired bootstrap 95% interval over questions /
-episodes (``dediffusion.eval.stats.paired_bootstrap``, 2,000 resamples). Writes JSON and prints Markdown rows.
+of one recipe: per question the mean hit of the runs, e.g. ``r0.json:dediffusion+r1.json:dediffusion``). For
+every cell both share (VQA per shot count, classification): accuracy of each, A - B and its paired bootstrap 95%
+interval over questions / episodes (``dediffusion.eval.stats.paired_bootstrap``, 2,000 resamples). Writes JSON and
+prints Markdown rows.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def mean_cells(sources: str) -> tuple[dict, dict]:
     """``cells`` of one source, or the per-question mean hits of several joined by ``+`` (the same questions)."""
     parts = [cells(s) for s in sources.split("+")]
     if any(p[1] != parts[0][1] for p in parts):
-        raise SystemExit(f"{sources}: the runs differ in settings other than sources/fusion")
+        raise SystemExit(f"{sources}: the runs differ in settings that change the questions")
     names = [k for k in parts[0][0] if all(k in c for c, _ in parts)]
     return {k: np.mean([np.asarray(c[k], float) for c, _ in parts], axis=0).tolist() for k in names}, parts[0][1]
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     (ca, sa), (cb, sb) = mean_cells(a.a), mean_cells(a.b)
     if sa != sb:
-        raise SystemExit("the runs differ in settings other than sources/fusion: not the same questions")
+        raise SystemExit("the runs differ in settings that change the questions: not the same questions")
     rows = {}
     for name in [k for k in ca if k in cb]:
         ha, hb = np.asarray(ca[name], float), np.asarray(cb[name], float)

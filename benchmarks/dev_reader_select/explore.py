@@ -1,10 +1,12 @@
 """Seen before RULE.md (dev stream 1, object level, no LLM): the reader's objects by forward selection.
 
     OMP_NUM_THREADS=1 python benchmarks/dev_reader_select/explore.py 0 150   # and 150 300 (explore.log)
+    OMP_NUM_THREADS=1 python benchmarks/dev_reader_select/explore.py 0 150 allshapes   # and 150 300
 
 Standalone: it carries its own copy of the candidate and forward-selection code, which left the package when
 the rule failed (commit 0af7a4d has it as ``--select greedy``). Rows: current reader, forward selection from the
-fused text, and from the fused and argmax texts (named shapes kept).
+fused text, and from the fused and argmax texts (named shapes kept); with ``allshapes`` only the last, every
+candidate once per shape (the variant the rule tested).
 """
 import torch, collections, sys, time
 from dataclasses import replace
@@ -15,7 +17,7 @@ from dediffusion.model.autoencoder import load_model
 from dediffusion.model.synthesis import decoder_pick
 torch.set_num_threads(1)
 model = load_model(None)
-lo, hi = int(sys.argv[1]), int(sys.argv[2])
+lo, hi = int(sys.argv[1]), int(sys.argv[2]); ALL = sys.argv[3:] == ["allshapes"]
 scenes = [sample_scene(1, i) for i in range(lo, hi)]
 images = images_tensor(scenes, 16)
 
@@ -39,7 +41,7 @@ def candidates(texts):
         f, b = loose(t.split())
         bg = bg or b
         for m in f:
-            for s in ([m.shape] if m.shape else SHAPES):
+            for s in (SHAPES if ALL else ([m.shape] if m.shape else SHAPES)):
                 c = replace(m, shape=s)
                 if c not in out: out.append(c)
     return out, bg
@@ -73,16 +75,20 @@ t0 = time.time()
 with torch.inference_mode():
   for s in range(0, len(scenes), 50):
     im = images[s:s+50]
-    fused, read = R.read_objects(model, im, 0.2)
-    res["current"] += [R.mentions(t.split()) for t in R.check_shapes(model.decoder, im, read)]
+    if ALL:
+        fused = R.fused_texts(model, im, 0.2)
+    else:
+        fused, read = R.read_objects(model, im, 0.2)
+        res["current"] += [R.mentions(t.split()) for t in R.check_shapes(model.decoder, im, read)]
     argm = R.fused_texts(model, im, 0.0)
     for i in range(len(im)):
         cands, bg = candidates([fused[i]])
-        g = greedy(im[i], cands, bg)
-        res["greedy_fused"].append((R.merged(g[0]), g[1]))
+        if not ALL:
+            g = greedy(im[i], cands, bg)
+            res["greedy_fused"].append((R.merged(g[0]), g[1]))
         cands2, _ = candidates([fused[i], argm[i]])
         g2 = greedy(im[i], cands2, bg)
-        res["greedy_fused_argmax"].append((R.merged(g2[0]), g2[1]))
+        res["greedy_fused_argmax" + ("_allshapes" if ALL else "")].append((R.merged(g2[0]), g2[1]))
     print(s, time.time() - t0, flush=True)
 for k, v in res.items():
     print(k, score(scenes, v))

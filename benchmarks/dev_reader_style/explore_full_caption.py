@@ -7,20 +7,15 @@ Writes /tmp/fmt/full_<layout>.json (kept here as full_<layout>.json). The senten
 """
 import json, sys, torch
 from dediffusion.apps.llm import default_llm
-from dediffusion.apps.vqa import VQAEvalConfig, run_eval
+from dediffusion.apps.vqa import VQAEvalConfig, full_sentences, run_eval
 from dediffusion.data.world.scenes import CELLS
 torch.set_num_threads(1)
 NUM = {1: "one", 2: "two", 3: "three"}
-def sentences(s):
-    n = len(s.objects)
-    head = f"There {'is' if n == 1 else 'are'} {NUM[n]} object{'s' if n > 1 else ''}."
-    objs = " ".join(f"A {o.size} {o.colour} {o.shape} at the {CELLS[o.cell]}." for o in s.objects)
-    return f"{head} {objs} The background is {s.background}."
 def compact(s):
     n = len(s.objects)
     objs = "; ".join(f"{o.colour} {o.shape} ({o.size}, {CELLS[o.cell]})" for o in s.objects)
     return f"{NUM[n]} object{'s' if n > 1 else ''}: {objs}; {s.background} background"
-fmt = {"sentences": sentences, "compact": compact}[sys.argv[1]]
+fmt = {"sentences": full_sentences, "compact": compact}[sys.argv[1]]  # the same text as the run used
 cfg = VQAEvalConfig(seed=1, shot_seed=2, n_questions=200, shots=(0, 3), sources=("dediffusion",), n_episodes=50)
 out = run_eval(cfg, default_llm(), lambda scenes: [fmt(s) for s in scenes], progress=False)
 json.dump(out, open(f"/tmp/fmt/full_{sys.argv[1]}.json", "w"), indent=1)

@@ -104,7 +104,7 @@ def sentences(objects: list[Mention], background: str | None) -> str:
     n = len(objects)
     count = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
     lines = [f"There {'is' if n == 1 else 'are'} {count} object{'' if n == 1 else 's'}."]
-    lines += [o.phrase()[0].upper() + o.phrase()[1:] + "." for o in objects]
+    lines += [o.phrase().capitalize() + "." for o in objects]  # phrases are lower case
     lines += [f"The background is {background}."] if background else []
     return " ".join(lines)
 
