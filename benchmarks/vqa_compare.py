@@ -6,8 +6,8 @@
 A source is ``FILE:SOURCE`` (runs written with per-question ``hits``), or several joined by ``+`` (training runs
 of one recipe: per question the mean hit of the runs, e.g. ``r0.json:dediffusion+r1.json:dediffusion``). For
 every cell both share (VQA per shot count, classification): accuracy of each, A - B and its paired bootstrap 95%
-interval over questions / episodes (``dediffusion.eval.stats.paired_bootstrap``, 2,000 resamples). Writes JSON and
-prints Markdown rows.
+interval over questions / episodes (``dediffusion.eval.stats.paired_bootstrap``, 2,000 resamples); a cell asked
+of different numbers of questions or episodes in the two runs is skipped. Writes JSON and prints Markdown rows.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def cells(path_source: str) -> tuple[dict, dict]:
         out["classification"] = run["classification"][source]["hits"]
     if not out:
         raise SystemExit(f"{path_source}: no per-question hits (rerun vqa-eval with this version)")
-    # settings that do not change which questions a cell asks (episode counts: paired lengths must still match)
-    ignored = ("sources", "fusion", "shape_decoder", "layout", "select", "shots", "n_episodes")
+    # settings that do not change which questions a cell asks (question and episode counts: cells of
+    # different lengths are skipped)
+    ignored = ("sources", "fusion", "shape_decoder", "layout", "select", "shots", "n_episodes", "n_questions")
     return out, {k: v for k, v in run["config"].items() if k not in ignored}
 
 
@@ -55,6 +56,9 @@ def main(argv=None) -> int:
     rows = {}
     for name in [k for k in ca if k in cb]:
         ha, hb = np.asarray(ca[name], float), np.asarray(cb[name], float)
+        if len(ha) != len(hb):
+            print(f"| {name} | skipped: {len(ha)} vs {len(hb)} questions or episodes |")
+            continue
         one = np.ones_like(ha)
         ci = paired_bootstrap(accuracy, (ha, one), (hb, one), n_boot=2000)
         rows[name] = {"a": float(ha.mean()), "b": float(hb.mean()), "n": len(ha), **ci}

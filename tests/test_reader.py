@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dediffusion.apps.reading import (Mention, caption, captions_by_count, check_shapes, decoder_pick, mentions,
+from dediffusion.apps.reading import (Mention, caption, captions_by_count, check_attribute, decoder_pick, mentions,
                                       merged, reader_texts, sentences)
 from dediffusion.data.world.batches import images_tensor, scenes
 from dediffusion.data.world.scenes import Scene, full_caption, human_caption
@@ -110,13 +110,28 @@ def test_the_shape_check_keeps_all_but_the_shapes_and_picks_what_the_decoder_den
     decoder = tiny_dediffusion.decoder
     images = images_tensor(scenes(4, 0, 2), decoder.resolution)
     read = [([Mention("red", "circle", "large", "top left"), Mention("blue", "square")], "gray"), ([], "black")]
-    out = check_shapes(decoder, images, read)
-    objects, background = mentions(out[0].split())
+    out = check_attribute(decoder, images, read, "shape")
+    objects, background = out[0]
     assert background == "gray" and [(o.colour, o.size, o.cell) for o in objects] == [
         ("red", "large", "top left"), ("blue", None, None)]
     first = [caption([Mention("red", s, "large", "top left"), read[0][0][1]], "gray") for s in SHAPES]
     assert objects[0].shape == SHAPES[decoder_pick(decoder, images[:1], [first])[0]]  # the first pick, as the decoder makes it
-    assert out[1] == "on a black background" and read[0][0][1].shape == "square"  # no objects: nothing to pick; input untouched
+    assert out[1] == ([], "black") and read[0][0][1].shape == "square"  # no objects: nothing to pick; input untouched
+    with pytest.raises(ValueError, match="unknown reader step"):
+        reader_texts(tiny_dediffusion, images, fusion=0.2, steps=("background",))
+
+
+def test_the_cell_check_finds_where_the_one_object_is():
+    from dediffusion import load_dediffusion, shipped
+    from dediffusion.data.world.scenes import CELLS
+
+    model = load_dediffusion(shipped("encoder")).eval()
+    single = [s for s in scenes(5, 0, 200) if len(s.objects) == 1][:20]
+    read = [([Mention(s.objects[0].colour, s.objects[0].shape, s.objects[0].size)], s.background) for s in single]
+    out = check_attribute(model.decoder, images_tensor(single, 16), read, "cell")
+    cells = [objects[0].cell for objects, _ in out]
+    assert sum(c == CELLS[s.objects[0].cell] for c, s in zip(cells, single)) >= 0.9 * len(single), out
+    assert len(set(cells)) == len(CELLS)  # every cell occurs: not one favourite
 
 
 class _TriangleLover:
@@ -140,7 +155,9 @@ def test_a_given_shape_decoder_checks_the_shapes_and_the_encoders_own_changes_no
     images = images_tensor(scenes(6, 0, 8), 16)
     default = reader_texts(model, images, layout="caption")
     assert reader_texts(model, images, shape_decoder=model.decoder, layout="caption") == default
-    lover = reader_texts(model, images, shape_decoder=_TriangleLover(model.decoder), layout="caption")
+    steps = ("count", "shape")
+    default = reader_texts(model, images, steps=steps, layout="caption")
+    lover = reader_texts(model, images, steps=steps, shape_decoder=_TriangleLover(model.decoder), layout="caption")
     assert sum(" triangle" in t for t in lover) > sum(" triangle" in t for t in default)
     for before, after in zip(default, lover):
         objects, background = mentions(before.split())

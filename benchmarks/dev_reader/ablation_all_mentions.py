@@ -12,5 +12,5 @@ from dediffusion.apps.reading import reader_texts
 from dediffusion.cli.main import main
 
 if __name__ == "__main__":
-    ask.reader_texts = functools.partial(reader_texts, choose=False, shapes=False)
+    ask.reader_texts = functools.partial(reader_texts, steps=())
     sys.exit(main(["vqa-eval", *sys.argv[1:]]))

@@ -79,7 +79,8 @@ with torch.inference_mode():
         fused = R.fused_texts(model, im, 0.2)
     else:
         fused, read = R.read_objects(model, im, 0.2)
-        res["current"] += [R.mentions(t.split()) for t in R.check_shapes(model.decoder, im, read)]
+        checked = R.check_attributes(model.decoder, im, read, attributes=("shape",))
+        res["current"] += [R.mentions(t.split()) for t in checked]
     argm = R.fused_texts(model, im, 0.0)
     for i in range(len(im)):
         cands, bg = candidates([fused[i]])

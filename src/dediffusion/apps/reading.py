@@ -4,17 +4,19 @@ The decoder reads the per-position argmax text, which is word salad to a small L
 the logits together with a trigram model of the embedded world's captions (``head.lm_fusion``,
 ``model.text_head.fuse_with_lm``, starting as captions start), (2) reads the words it finds with the
 world's caption grammar (``mentions``: colour + shape, with size and cell where given, and the first
-background), (3) writes the full caption of the first k objects for every k, (4) keeps the one under
-which the frozen decoder denoises the image best (``decoder_pick``: analysis by synthesis) and (5) lets
-the decoder pick each object's shape the same way (``check_shapes``: the encoder never writes "square").
+background), then lets the frozen decoder pick (analysis by synthesis, ``decoder_pick``; ``decoder_steps``)
+(3) each object's cell among the world's four (``check_attribute``: the text often gives none), (4) how many
+of the objects to keep (``choose_count``: the caption of the first k under which the decoder denoises the
+image best) and (5) each object's shape (the encoder never writes "square").
 
 Chosen on dev (``benchmarks/dev_reader/RULE.md``; SmolLM2-135M, 200 questions, 50 episodes): 0-shot VQA,
 3-shot VQA, 5-way 1-shot classification 0.485 / 0.455 / 0.340 with the fused text (1) alone -> 0.565 /
-0.485 / 0.600 with (2)-(4) -> 0.550 / 0.500 / 0.900 with (5). The fused text costs the decoder 19-70% in
+0.485 / 0.600 with (2), (4) -> 0.550 / 0.500 / 0.900 with (5). The fused text costs the decoder 19-70% in
 loss (``benchmarks/dev_fusion/lm_fusion.md``), so the decoder keeps the argmax text.
-Both decoder picks score candidates by the error of the implied noise estimate over t in [50, 999]
+The decoder's picks score candidates by the error of the implied noise estimate over t in [50, 999]
 (``benchmarks/dev_pick_eps``: dev classification unchanged at 0.900, 3-shot 0.480 -> 0.525; single-object colour +
 shape 0.848 -> 0.920).
+Checking each object's cell before its shape: ``benchmarks/dev_reader_cells``.
 (6) ``layout``: the kept objects are written as the world's caption or as short sentences ("There are two
 objects. A large red circle at the top right. ...", ``benchmarks/dev_reader_style``).
 """
@@ -30,6 +32,8 @@ from dediffusion.model.synthesis import decoder_pick
 
 READER_FUSION = 0.2  # head.lm_fusion for LLM contexts, chosen on dev (benchmarks/dev_fusion)
 READER_LAYOUT = "sentences"  # how the reader writes what it keeps (LAYOUTS); chosen on dev (dev_reader_style)
+CHECKED = {"cell": CELLS, "shape": SHAPES}  # attributes the decoder can pick, and their values
+READER_STEPS = ("cell", "count", "shape")  # the decoder's picks, in order (dev_reader, dev_reader_cells)
 _NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -61,6 +65,9 @@ class Mention:
     def phrase(self) -> str:
         words = ["a", self.size, self.colour, self.shape] + (["at", "the", self.cell] if self.cell else [])
         return " ".join(w for w in words if w)
+
+
+Read = tuple[list[Mention], str | None]  # what a text names: its objects and its background colour
 
 
 def merged(objects: list[Mention]) -> list[Mention]:
@@ -123,24 +130,45 @@ def captions_by_count(objects: list[Mention], background: str | None) -> list[st
     return [caption(objects[:k], background) for k in range(1, len(objects) + 1)]
 
 
-def check_shapes(decoder, images: torch.Tensor, read: list[tuple[list[Mention], str | None]],
-                 write=caption) -> list[str]:
-    """Captions (or ``write``'s texts) of ``read`` ((objects, background) per image) after the decoder picks each
-    object's shape in turn among the world's shapes (objects that then repeat are merged); an image whose text
-    names no object keeps none. The decoder's candidates are always captions (what it was trained on)."""
+def check_attribute(decoder, images: torch.Tensor, read: list[Read], attribute: str) -> list[Read]:
+    """``read`` ((objects, background) per image) after the decoder picks each object's ``attribute`` (CHECKED:
+    "cell" or "shape") among the world's values, objects in turn; objects that then repeat are merged. The
+    decoder's candidates are captions (what it was trained on); ``read`` itself is not changed."""
+    values = CHECKED[attribute]
     read = [(list(objects), background) for objects, background in read]
     for i in range(max((len(o) for o, _ in read), default=0)):
         todo = [j for j, (o, _) in enumerate(read) if len(o) > i]
-        options = [[replace(read[j][0][i], shape=shape) for shape in SHAPES] for j in todo]
+        options = [[replace(read[j][0][i], **{attribute: v}) for v in values] for j in todo]
         texts = [[caption(read[j][0][:i] + [m] + read[j][0][i + 1:], read[j][1]) for m in ms]
                  for j, ms in zip(todo, options)]
         for j, ms, k in zip(todo, options, decoder_pick(decoder, images[todo], texts)):
             read[j][0][i] = ms[k]
-    return [write(merged(o), b) for o, b in read]
+    return [(merged(o), b) for o, b in read]
+
+
+def choose_count(decoder, images: torch.Tensor, read: list[Read]) -> list[Read]:
+    """``read`` with each image's objects cut to the first k, k picked by the decoder among 1 .. all."""
+    options = [captions_by_count(o, b) or [""] for o, b in read]
+    ks = [i + 1 for i in decoder_pick(decoder, images, options)]
+    return [(o[:k], b) for (o, b), k in zip(read, ks)]
+
+
+def decoder_steps(decoder, images: torch.Tensor, read: list[Read], steps: tuple[str, ...] = READER_STEPS,
+                  checker=None) -> list[Read]:
+    """``read`` after the decoder's picks in order (READER_STEPS): "count" (``choose_count``) or an attribute of
+    CHECKED (``check_attribute``, by ``checker`` where given: ``--shape-decoder``)."""
+    for step in steps:
+        if step == "count":
+            read = choose_count(decoder, images, read)
+        elif step in CHECKED:
+            read = check_attribute(checker if checker is not None else decoder, images, read, step)
+        else:
+            raise ValueError(f"unknown reader step {step!r} (steps: count, {', '.join(CHECKED)})")
+    return read
 
 
 def load_shape_decoder(folder, fusion: float):
-    """The decoder that checks the reader's shapes (``--shape-decoder``): a built-in decoder folder that
+    """The decoder that checks the reader's cells and shapes (``--shape-decoder``): a built-in decoder folder that
     knows the world's shape words; only meaningful when the reader writes captions (``fusion`` > 0)."""
     from dediffusion.model.decoders import load_decoder
 
@@ -166,36 +194,31 @@ def fused_texts(model, images: torch.Tensor, weight: float) -> list[str]:
         model.set_inference(lm_fusion=before)
 
 
-def read_objects(model, images: torch.Tensor, weight: float, choose: bool = True):
-    """The reader's steps 1-4: (fused texts, (objects, background) per image), the objects cut to the first k
-    the decoder chooses (``choose``; else all the text names)."""
+def read_objects(model, images: torch.Tensor, weight: float, choose: bool = True) -> tuple[list[str], list[Read]]:
+    """The fused texts of ``images`` and what each names, cut to the first k objects the decoder chooses
+    (``choose``; else all of them)."""
     fused = fused_texts(model, images, weight)
     read = [mentions(t.split()) for t in fused]
-    ks = [len(o) for o, _ in read]
-    if choose:
-        options = [captions_by_count(o, b) or [""] for o, b in read]
-        ks = [i + 1 for i in decoder_pick(model.decoder, images, options)]
-    return fused, [(o[:k], b) for (o, b), k in zip(read, ks)]
+    return fused, choose_count(model.decoder, images, read) if choose else read
 
 
 @torch.inference_mode()
-def reader_texts(model, images: torch.Tensor, fusion: float | None = None, choose: bool = True,
-                 shapes: bool = True, shape_decoder=None, layout: str = READER_LAYOUT) -> list[str]:
+def reader_texts(model, images: torch.Tensor, fusion: float | None = None, steps: tuple[str, ...] = READER_STEPS,
+                 shape_decoder=None, layout: str = READER_LAYOUT) -> list[str]:
     """Texts of ``images`` (B,3,H,W) in [0, 1] for a reader (``fusion`` 0: the decoder's argmax text).
 
-    With fusion: the logits searched with the caption LM at ``reader_weight``, read as captions of the
-    first k objects they name, k chosen by the decoder (``choose``; else all of them), then each object's
-    shape checked by the decoder (``shapes``), or by ``shape_decoder`` where given (``load_shape_decoder``;
-    e.g. the second built-in decoder, ``benchmarks/dev_shapecheck_b``), written in ``layout`` (LAYOUTS). A
-    text that names no object is kept as it is.
+    With fusion: the logits searched with the caption LM at ``reader_weight`` and read as the objects they
+    name, then the decoder's ``steps`` (``decoder_steps``: each object's cell, how many to keep, each shape;
+    ``()``: none), attributes checked by ``shape_decoder`` where given (``load_shape_decoder``; e.g. the second
+    built-in decoder, ``benchmarks/dev_shapecheck_b``), written in ``layout`` (LAYOUTS). A text that names no
+    object is kept as it is.
     """
     weight, write = reader_weight(model, fusion), LAYOUTS[check_layout(layout)]
     if not weight:
         return fused_texts(model, images, 0.0)
-    fused, read = read_objects(model, images, weight, choose)
-    checker = shape_decoder if shape_decoder is not None else model.decoder
-    texts = check_shapes(checker, images, read, write) if shapes else [write(o, b) for o, b in read]
-    return [t if o else f for t, (o, _), f in zip(texts, read, fused)]
+    fused, read = read_objects(model, images, weight, choose=False)
+    read = decoder_steps(model.decoder, images, read, steps, shape_decoder)
+    return [write(o, b) if o else f for (o, b), f in zip(read, fused)]
 
 
 class ReaderModel:
