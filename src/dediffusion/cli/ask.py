@@ -178,8 +178,8 @@ def layout_flag(p) -> None:
 
 
 def shape_decoder_flag(p) -> None:
-    p.add_argument("--shape-decoder", metavar="DIR", help="a second built-in decoder that checks the shapes the "
-                   "caption names (default: the encoder's own decoder; e.g. benchmarks/checkpoints/decoder_b)")
+    p.add_argument("--shape-decoder", metavar="DIR", help="a second built-in decoder that checks the cells and "
+                   "shapes the caption names (default: the encoder's own decoder; e.g. benchmarks/checkpoints/decoder_b)")
 
 
 def add_parsers(sub) -> None:
