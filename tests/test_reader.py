@@ -173,6 +173,7 @@ def test_the_default_sentences_layout_writes_what_the_caption_layout_keeps():
     for text, written in zip(reader_texts(model, images, layout="caption"), reader_texts(model, images)):
         objects, background = mentions(text.split())
         assert written == (sentences(objects, background) if objects else text)
+        assert all(o.cell for o in objects), text  # the decoder placed every object it kept
     with pytest.raises(ValueError, match="unknown layout"):
         reader_texts(model, images, layout="haiku")
 
