@@ -43,7 +43,7 @@ def reader(model, images, pick, checker=None):
     R.decoder_pick = pick
     try:
         _, read = R.read_objects(model, images, R.reader_weight(model, None))
-        texts = R.check_attributes(checker or model.decoder, images, read, attributes=("shape",))
+        texts = [R.caption(o, b) for o, b in R.check_attribute(checker or model.decoder, images, read, "shape")]
     finally:
         R.decoder_pick = NEW_PICK
     return read, texts

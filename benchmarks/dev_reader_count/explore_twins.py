@@ -16,27 +16,13 @@ import torch
 
 from dediffusion.apps import reading as R
 from dediffusion.data.world.batches import images_tensor
-from dediffusion.data.world.scenes import BACKGROUNDS, CELLS, COLOURS, SHAPES, SIZES, sample_scene
+from dediffusion.data.world.scenes import sample_scene
 from dediffusion.model.autoencoder import load_model
 
 torch.set_num_threads(1)
 _spec = importlib.util.spec_from_file_location("cells", pathlib.Path(__file__).parents[1] / "dev_reader_cells" / "explore.py")
 cells = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cells)
-
-
-def unmerged(words, cap=4):
-    """``reading.mentions`` without the merge (at most ``cap`` mentions)."""
-    found, background = [], None
-    for i, w in enumerate(words):
-        after = words[i + 1] if i + 1 < len(words) else None
-        if w in BACKGROUNDS and after == "background":
-            background = background or w
-        elif w in COLOURS and after in SHAPES:
-            size = words[i - 1] if i and words[i - 1] in SIZES else None
-            where = " ".join(words[i + 4:i + 6]) if words[i + 2:i + 4] == ["at", "the"] else None
-            found.append(R.Mention(w, after, size, where if where in CELLS else None))
-    return found[:cap], background
 
 
 def main():
@@ -50,7 +36,7 @@ def main():
             im = images[s:s + 50]
             fused, every = R.read_objects(model, im, 0.2, choose=False)
             res["shipped (cell, k, shape)"] += R.decoder_steps(model.decoder, im, every)
-            loose = [unmerged(t.split()) for t in fused]
+            loose = [(o[:4], b) for o, b in (R.every_mention(t.split()) for t in fused)]  # at most 4
             res["twins kept until the cell check"] += R.decoder_steps(model.decoder, im, loose)
             print(s, round(time.time() - t0), flush=True)
     for k, v in res.items():

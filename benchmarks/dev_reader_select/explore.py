@@ -79,8 +79,7 @@ with torch.inference_mode():
         fused = R.fused_texts(model, im, 0.2)
     else:
         fused, read = R.read_objects(model, im, 0.2)
-        checked = R.check_attributes(model.decoder, im, read, attributes=("shape",))
-        res["current"] += [R.mentions(t.split()) for t in checked]
+        res["current"] += R.check_attribute(model.decoder, im, read, "shape")
     argm = R.fused_texts(model, im, 0.0)
     for i in range(len(im)):
         cands, bg = candidates([fused[i]])

@@ -43,7 +43,7 @@ def main() -> None:
     hits = {}
     for name, decoder in {"A": model.decoder, "B": R.load_shape_decoder(DECODER_B, R.READER_FUSION)}.items():
         t0 = time.time()
-        texts = R.check_attributes(decoder, images, read, attributes=("shape",))
+        texts = [R.caption(o, b) for o, b in R.check_attribute(decoder, images, read, "shape")]
         hits[name] = np.array([t.count(" and ") == 0 and f"{s.objects[0].colour} {s.objects[0].shape}" in t
                                for s, t in zip(scenes, texts)], dtype=float)
         by = {}

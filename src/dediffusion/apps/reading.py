@@ -87,6 +87,12 @@ def merged(objects: list[Mention]) -> list[Mention]:
 def mentions(words: list[str]) -> tuple[list[Mention], str | None]:
     """The objects a fused text names (with the world's caption grammar; repeats of one object merged),
     in order, and its first background colour."""
+    found, background = every_mention(words)
+    return merged(found), background
+
+
+def every_mention(words: list[str]) -> tuple[list[Mention], str | None]:
+    """``mentions`` without the merge: every colour + shape mention in order, and the first background."""
     found, background = [], None
     for i, w in enumerate(words):
         after = words[i + 1] if i + 1 < len(words) else None
@@ -96,7 +102,7 @@ def mentions(words: list[str]) -> tuple[list[Mention], str | None]:
             size = words[i - 1] if i and words[i - 1] in SIZES else None
             where = " ".join(words[i + 4:i + 6]) if words[i + 2:i + 4] == ["at", "the"] else None
             found.append(Mention(w, after, size, where if where in CELLS else None))
-    return merged(found), background
+    return found, background
 
 
 def caption(objects: list[Mention], background: str | None) -> str:
