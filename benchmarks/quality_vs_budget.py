@@ -70,7 +70,10 @@ def _prompts(model, images, refine: list[int], budgets: list[int]):
         yield f"invert_{k}", k, ids, s
 
 
-def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3, start: int = 0) -> dict:
+def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3, start: int = 0,
+        encoders: list[str] = ()) -> dict:
+    """Rows for scenes ``start .. start + n - 1`` of ``seed``; ``encoders``: more encoder folders (other training
+    runs, same decoder and vocabulary), each an "encoder:<folder>" row."""
     from dediffusion import load_dediffusion, shipped
     from dediffusion.data.world.batches import images_tensor, scenes
     from dediffusion.model.attribute_cnn import load_probe
@@ -84,6 +87,10 @@ def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3, start
         rows[name] = {**({"steps": steps} if steps else {}), "s_per_image": seconds / n,
                       **_judge(model, probe, images, sc, ids)}
         print(name, rows[name], file=sys.stderr, flush=True)
+    for folder in encoders:
+        other = load_dediffusion(folder).eval()
+        ids, seconds = _timed(lambda: torch.cat([other.token_ids(images[i : i + 64]) for i in range(0, n, 64)]))
+        rows[f"encoder:{folder}"] = {"s_per_image": seconds / n, **_judge(other, probe, images, sc, ids)}
     for name, fn in (("human_caption", human_caption), ("full_caption", full_caption)):
         rows[name] = _judge(model, probe, images, sc, model.decoder.tokenize([fn(s) for s in sc]))
     return rows
@@ -176,7 +183,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="benchmarks/quality_vs_budget")
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--start", type=int, default=0, help="first scene index (seed 3): disjoint parts run side by side")
+    ap.add_argument("--start", type=int, default=0, help="first scene index: disjoint parts run side by side")
+    ap.add_argument("--seed", type=int, default=3, help="scene stream (3: neither split; 7: the test split)")
+    ap.add_argument("--encoders", default="", help="more encoder folders (comma-separated), one row each")
     ap.add_argument("--refine", type=_ints, default=[10, 30, 100], help="refinement steps from the encoder's text")
     ap.add_argument("--budgets", type=_ints, default=[30, 100, 300], help="optimisation steps from random logits")
     ap.add_argument("--render", action="store_true",
@@ -188,7 +197,7 @@ def main(argv=None) -> int:
         saved = json.loads((out / "quality_vs_budget.json").read_text())
         rows, command = saved["rows"], saved["command"]
     else:
-        rows = run(a.n, a.budgets, a.refine, start=a.start)
+        rows = run(a.n, a.budgets, a.refine, seed=a.seed, start=a.start, encoders=[e for e in a.encoders.split(",") if e])
         command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality_vs_budget.py " + " ".join(map(shlex.quote, sys.argv[1:]))
     out.mkdir(parents=True, exist_ok=True)
     verdict = {"encoder_vs_scratch": _verdict(rows), "refinement": _refine_verdict(rows)}
