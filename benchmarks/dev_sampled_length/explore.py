@@ -21,7 +21,6 @@ from dediffusion.model import autoencoder, synthesis
 from dediffusion.model.attribute_cnn import load_probe
 from dediffusion.model.autoencoder import load_model
 from dediffusion.model.sampling import _sample
-from dediffusion.model.tokenizer import decode_ids
 from dediffusion.pretrained import resolve
 
 STEPS, GUIDANCE, SEED = 10, 2.0, 0
