@@ -52,14 +52,18 @@ def _timed(fn) -> tuple[torch.Tensor, float]:
     return out, time.perf_counter() - t0
 
 
+def _encoded(model, images) -> tuple[torch.Tensor, float]:
+    """The encoder's ids for ``images`` at batch 64, and the seconds they took (after a warm-up batch)."""
+    model.token_ids(images[:64])
+    return _timed(lambda: torch.cat([model.token_ids(images[i : i + 64]) for i in range(0, len(images), 64)]))
+
+
 def _prompts(model, images, refine: list[int], budgets: list[int]):
     """Yields (row name, steps, ids (n, N), seconds) for the encoder, each refinement and each budget."""
     from dediffusion.eval.invert import InvertConfig, encoder_logits, invert
 
-    n, allowed, tokens = len(images), model.head.allowed_ids, model.cfg.encoder.num_tokens
-    model.token_ids(images[:64])  # warm-up
-    ids, s = _timed(lambda: torch.cat([model.token_ids(images[i : i + 64]) for i in range(0, n, 64)]))
-    yield "encoder", 0, ids, s
+    allowed, tokens = model.head.allowed_ids, model.cfg.encoder.num_tokens
+    yield "encoder", 0, *_encoded(model, images)
     for k in refine:
         cfg = InvertConfig(steps=k, init="encoder")
         ids, s = _timed(lambda: invert(model.decoder, allowed, images, cfg, tokens,
@@ -89,7 +93,7 @@ def run(n: int, budgets: list[int], refine: list[int] = (), seed: int = 3, start
         print(name, rows[name], file=sys.stderr, flush=True)
     for folder in encoders:
         other = load_dediffusion(folder).eval()
-        ids, seconds = _timed(lambda: torch.cat([other.token_ids(images[i : i + 64]) for i in range(0, n, 64)]))
+        ids, seconds = _encoded(other, images)
         rows[f"encoder:{folder}"] = {"s_per_image": seconds / n, **_judge(other, probe, images, sc, ids)}
     for name, fn in (("human_caption", human_caption), ("full_caption", full_caption)):
         rows[name] = _judge(model, probe, images, sc, model.decoder.tokenize([fn(s) for s in sc]))
